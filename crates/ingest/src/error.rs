@@ -1,0 +1,25 @@
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A mapping file is wrong; nothing has been read. `line` is 1-based.
+    #[error("{file}:{line}: {message}")]
+    Mapping { file: PathBuf, line: usize, message: String },
+
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+
+    /// A source file cannot be read at all (not one of its rows is usable).
+    #[error("{file}: {message}")]
+    Unreadable { file: String, message: String },
+
+    #[error(transparent)]
+    Lake(#[from] hedui_lake::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn io_at(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Io { path, source }
+}

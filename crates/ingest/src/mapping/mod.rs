@@ -1,0 +1,356 @@
+//! Mapping files: how one department source becomes rows of canonical datasets. A mapping is
+//! checked completely (datasets, columns, parsers, globs) before any data is read, and every
+//! mistake is reported with the mapping file and line.
+
+mod spec;
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use globset::{Glob, GlobMatcher, GlobSet, GlobSetBuilder};
+use hedui_model::value::{PARSER_NAMES, Parser};
+use hedui_model::value::text::normalise_header;
+use hedui_model::{Catalog, ColumnType, DatasetDef};
+pub use spec::{Format, Replaces};
+use spec::{ColumnSpec, MappingFile};
+
+use crate::error::io_at;
+use crate::{Error, Result};
+
+/// Text encodings a mapping can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// UTF-8 (with or without BOM) if the bytes are valid UTF-8, otherwise GB18030 (a superset
+    /// of GBK and GB2312).
+    Auto,
+    Fixed(&'static encoding_rs::Encoding),
+}
+
+/// A checked mapping, ready to drive a connector.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    /// The mapping file it came from.
+    pub path: PathBuf,
+    pub id: String,
+    pub title: String,
+    pub department: String,
+    pub patterns: Vec<String>,
+    globs: GlobSet,
+    pub format: Format,
+    pub encoding: Encoding,
+    pub delimiter: u8,
+    pub replaces: Replaces,
+    pub targets: Vec<Target>,
+}
+
+/// One dataset filled from the source (one sheet of a workbook, or the whole file).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub dataset: Arc<DatasetDef>,
+    pub sheet: Option<GlobMatcher>,
+    pub sheet_pattern: Option<String>,
+    pub header_row: Option<usize>,
+    pub records: Option<String>,
+    /// One entry per column of the dataset, in the dataset's order.
+    pub columns: Vec<ColumnMap>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ColumnMap {
+    pub column: String,
+    /// Accepted header names, normalised; empty when the source lacks the column.
+    pub sources: Vec<String>,
+    pub parser: Parser,
+    pub required: bool,
+}
+
+impl Mapping {
+    /// Does this mapping take the file at `rel` (relative to the data directory)?
+    pub fn matches(&self, rel: &str) -> bool {
+        self.globs.is_match(rel)
+    }
+
+    /// The format to read `rel` as: the mapping's, or from the file's extension.
+    pub fn format_of(&self, rel: &str) -> Format {
+        if self.format != Format::Auto {
+            return self.format;
+        }
+        let lower = rel.to_lowercase();
+        if lower.ends_with(".xlsx") || lower.ends_with(".xls") || lower.ends_with(".xlsm") {
+            Format::Excel
+        } else if lower.ends_with(".ndjson") || lower.ends_with(".jsonl") {
+            Format::Ndjson
+        } else if lower.ends_with(".json") {
+            Format::Json
+        } else {
+            Format::Csv
+        }
+    }
+}
+
+fn line_of(text: &str, span: Range<usize>) -> usize {
+    text[..span.start.min(text.len())].matches('\n').count() + 1
+}
+
+/// Load every `*.toml` mapping of a directory (or one file), checking them all first.
+pub fn load_mappings(path: &Path) -> Result<Vec<Mapping>> {
+    let files: Vec<PathBuf> = if path.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(io_at(path))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![path.to_path_buf()]
+    };
+    if files.is_empty() {
+        return Err(Error::Mapping {
+            file: path.to_path_buf(),
+            line: 1,
+            message: "no mapping files (*.toml) here".into(),
+        });
+    }
+    let mut mappings: Vec<Mapping> = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(io_at(&file))?;
+        let mapping = Mapping::parse(&file, &text)?;
+        if let Some(other) = mappings.iter().find(|m| m.id == mapping.id) {
+            return Err(Error::Mapping {
+                file,
+                line: 1,
+                message: format!("source id `{}` is already used by {}", mapping.id, other.path.display()),
+            });
+        }
+        mappings.push(mapping);
+    }
+    Ok(mappings)
+}
+
+impl Mapping {
+    /// Parse and check one mapping file's text.
+    pub fn parse(path: &Path, text: &str) -> Result<Mapping> {
+        let err = |span: Range<usize>, message: String| Error::Mapping {
+            file: path.to_path_buf(),
+            line: line_of(text, span),
+            message,
+        };
+        let spec: MappingFile = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(1, |s| line_of(text, s));
+            Error::Mapping { file: path.to_path_buf(), line, message: e.message().to_string() }
+        })?;
+        let catalog = Catalog::builtin();
+
+        let id = spec.source.id.get_ref().trim().to_string();
+        if id.is_empty() || id.contains(['/', '\\', ':']) {
+            return Err(err(spec.source.id.span(), "source `id` must be a non-empty name without `/`, `\\` or `:`".into()));
+        }
+        let mut globs = GlobSetBuilder::new();
+        if spec.source.files.get_ref().is_empty() {
+            return Err(err(spec.source.files.span(), "`files` lists no file pattern".into()));
+        }
+        for pattern in spec.source.files.get_ref() {
+            let glob = Glob::new(pattern)
+                .map_err(|e| err(spec.source.files.span(), format!("bad file pattern `{pattern}`: {e}")))?;
+            globs.add(glob);
+        }
+        let globs = globs.build().map_err(|e| err(spec.source.files.span(), e.to_string()))?;
+        let encoding = match &spec.source.encoding {
+            None => Encoding::Auto,
+            Some(e) if e.get_ref().eq_ignore_ascii_case("auto") => Encoding::Auto,
+            Some(e) => match encoding_rs::Encoding::for_label(e.get_ref().as_bytes()) {
+                Some(enc) => Encoding::Fixed(enc),
+                None => {
+                    return Err(err(e.span(), format!("unknown encoding `{}` (use auto, utf-8, gbk or gb18030)", e.get_ref())));
+                }
+            },
+        };
+        let delimiter = match &spec.source.delimiter {
+            None => b',',
+            Some(d) if d.get_ref() == "\\t" || d.get_ref() == "\t" => b'\t',
+            Some(d) if d.get_ref().len() == 1 => d.get_ref().as_bytes()[0],
+            Some(d) => return Err(err(d.span(), "`delimiter` must be one ASCII character".into())),
+        };
+
+        if spec.targets.is_empty() {
+            return Err(err(0..0, "the mapping has no [[target]]".into()));
+        }
+        let mut targets = Vec::new();
+        for t in &spec.targets {
+            let t_span = t.span();
+            let t = t.get_ref();
+            let dataset = catalog.get(t.dataset.get_ref()).map_err(|_| {
+                err(
+                    t.dataset.span(),
+                    format!(
+                        "unknown dataset `{}`; the datasets are: {}",
+                        t.dataset.get_ref(),
+                        catalog.iter().filter(|d| !d.system).map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })?;
+            if dataset.system {
+                return Err(err(t.dataset.span(), format!("`{}` is written by hedui itself, not by mappings", dataset.name)));
+            }
+            let mut columns = Vec::new();
+            let mut seen = HashSet::new();
+            for (key, col_spec) in &t.columns {
+                let Some(def) = dataset.column(key.get_ref()) else {
+                    return Err(err(
+                        key.span(),
+                        format!(
+                            "dataset `{}` has no column `{}`; its columns are: {}",
+                            dataset.name,
+                            key.get_ref(),
+                            dataset.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                };
+                seen.insert(def.name.clone());
+                let ColumnSpec { from, parser, required, values } = col_spec.get_ref();
+                let mut p = match parser {
+                    None => def.default_parser(),
+                    Some(name) if !PARSER_NAMES.contains(&name.as_str()) => {
+                        return Err(err(col_spec.span(), format!("unknown parser `{name}`; the parsers are: {}", PARSER_NAMES.join(", "))));
+                    }
+                    Some(name) => def.parser_named(name).ok_or_else(|| {
+                        err(col_spec.span(), format!("parser `{name}` cannot fill column `{}` of type {:?}", def.name, def.ty))
+                    })?,
+                };
+                if !values.is_empty() {
+                    if def.ty != ColumnType::Code {
+                        return Err(err(col_spec.span(), format!("`values` only applies to code columns; `{}` is not one", def.name)));
+                    }
+                    if let Some((k, v)) = values.iter().find(|(_, v)| !def.values.contains(v)) {
+                        return Err(err(col_spec.span(), format!("`{k}` maps to `{v}`, which is not a value of `{}` ({})", def.name, def.values.join(", "))));
+                    }
+                    p = Parser::Code(Arc::new(def.code_table(values.iter().map(|(k, v)| (k.as_str(), v.as_str())))));
+                }
+                columns.push(ColumnMap {
+                    column: def.name.clone(),
+                    sources: from.iter().map(|s| normalise_header(s)).collect(),
+                    parser: p,
+                    required: def.required || required.unwrap_or(false),
+                });
+            }
+            if let Some(missing) = dataset.columns.iter().find(|c| c.required && !seen.contains(&c.name)) {
+                return Err(err(t_span, format!("required column `{}` of `{}` is not mapped", missing.name, dataset.name)));
+            }
+            // Unmapped optional columns stay empty; keep the dataset's column order.
+            let ordered = dataset
+                .columns
+                .iter()
+                .map(|c| {
+                    columns.iter().find(|m| m.column == c.name).cloned().unwrap_or(ColumnMap {
+                        column: c.name.clone(),
+                        sources: Vec::new(),
+                        parser: c.default_parser(),
+                        required: false,
+                    })
+                })
+                .collect();
+            let sheet = match &t.sheet {
+                None => None,
+                Some(s) => Some(
+                    Glob::new(s).map_err(|e| err(t_span.clone(), format!("bad sheet pattern `{s}`: {e}")))?.compile_matcher(),
+                ),
+            };
+            targets.push(Target {
+                dataset: Arc::clone(dataset),
+                sheet,
+                sheet_pattern: t.sheet.clone(),
+                header_row: t.header_row,
+                records: t.records.clone(),
+                columns: ordered,
+            });
+        }
+        Ok(Mapping {
+            path: path.to_path_buf(),
+            id,
+            title: spec.source.title,
+            department: spec.source.department,
+            patterns: spec.source.files.into_inner(),
+            globs,
+            format: spec.source.format,
+            encoding,
+            delimiter,
+            replaces: spec.source.replaces,
+            targets,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Mapping> {
+        Mapping::parse(Path::new("m.toml"), text)
+    }
+
+    const GOOD: &str = r#"
+[source]
+id = "pension"
+files = ["人社/*.csv"]
+
+[[target]]
+dataset = "pension_payments"
+[target.columns]
+person_id = "公民身份号码"
+scheme = { from = "险种", values = { "企保" = "enterprise" } }
+month = { from = ["发放年月", "年月"], parser = "month" }
+amount = "发放金额"
+"#;
+
+    #[test]
+    fn a_good_mapping_compiles() {
+        let m = parse(GOOD).unwrap();
+        assert!(m.matches("人社/养老金_202401.csv"));
+        assert!(!m.matches("民政/养老金_202401.csv"));
+        let t = &m.targets[0];
+        assert_eq!(t.columns.len(), t.dataset.columns.len());
+        let month = t.columns.iter().find(|c| c.column == "month").unwrap();
+        assert_eq!(month.sources, vec!["发放年月", "年月"]);
+        let scheme = t.columns.iter().find(|c| c.column == "scheme").unwrap();
+        assert!(matches!(scheme.parser.parse(&hedui_model::value::Cell::Text("企保".into())), Ok(hedui_model::Value::Text(ref s)) if s == "enterprise"));
+    }
+
+    fn error_line(text: &str) -> (usize, String) {
+        match parse(text).unwrap_err() {
+            Error::Mapping { line, message, .. } => (line, message),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn mistakes_are_reported_at_their_line() {
+        let (line, msg) = error_line(&GOOD.replace("\"pension_payments\"", "\"pensions\""));
+        assert_eq!(line, 7);
+        assert!(msg.contains("unknown dataset `pensions`"), "{msg}");
+
+        let (line, msg) = error_line(&GOOD.replace("amount = ", "amout = "));
+        assert_eq!(line, 12);
+        assert!(msg.contains("no column `amout`"), "{msg}");
+
+        let (line, msg) = error_line(&GOOD.replace("parser = \"month\"", "parser = \"mnth\""));
+        assert_eq!(line, 11);
+        assert!(msg.contains("unknown parser `mnth`"), "{msg}");
+
+        let (line, msg) = error_line(&GOOD.replace("parser = \"month\"", "parser = \"money\""));
+        assert_eq!(line, 11);
+        assert!(msg.contains("cannot fill column `month`"), "{msg}");
+
+        let (_, msg) = error_line(&GOOD.replace("amount = \"发放金额\"\n", ""));
+        assert!(msg.contains("required column `amount`"), "{msg}");
+
+        let (line, msg) = error_line(&GOOD.replace("files = ", "file = "));
+        assert_eq!(line, 4);
+        assert!(msg.contains("unknown field `file`"), "{msg}");
+
+        let (_, msg) = error_line(&GOOD.replace("\"企保\" = \"enterprise\"", "\"企保\" = \"company\""));
+        assert!(msg.contains("not a value of `scheme`"), "{msg}");
+    }
+}

@@ -1,0 +1,79 @@
+//! The hedui lake: one Parquet directory per canonical dataset, written in batches (one batch per
+//! delivered source file) and made visible only by an entry in the commit log `_log/`.
+//!
+//! ```text
+//! lake/
+//!   _log/00000000000000000001.json   one commit per batch, written whole or not at all
+//!   _lock                             held by the one writer at a time
+//!   persons/00000001-3fa2c1d0.parquet files of batch 00000001-3fa2c1d0
+//!   quarantine/00000001-3fa2c1d0.parquet
+//! ```
+//!
+//! A reader takes a [`Snapshot`] (the commits present when it looked) and reads only the files
+//! those commits list, so a batch being written, or left half-written by a crash, is never seen.
+
+pub mod append;
+pub mod error;
+pub mod log;
+pub mod snapshot;
+pub mod writer;
+
+pub use append::DatasetAppender;
+pub use error::{Error, Result};
+pub use log::{Commit, Counts, DataFile};
+pub use snapshot::Snapshot;
+pub use writer::{BatchWriter, LakeWriter};
+
+use std::path::{Path, PathBuf};
+
+/// Where the commit log lives inside a lake.
+pub const LOG_DIR: &str = "_log";
+/// The lock file of the lake's single writer.
+pub const LOCK_FILE: &str = "_lock";
+
+/// SHA-256 of a byte stream, hex encoded: the fingerprint of a delivered file.
+pub fn sha256_hex(data: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, data);
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Incremental SHA-256 for files read in pieces.
+pub struct Fingerprinter(ring::digest::Context);
+
+impl Default for Fingerprinter {
+    fn default() -> Self {
+        Fingerprinter(ring::digest::Context::new(&ring::digest::SHA256))
+    }
+}
+
+impl Fingerprinter {
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+    pub fn finish(self) -> String {
+        self.0.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Fingerprint a whole file without holding it in memory.
+pub fn fingerprint_file(path: &Path) -> std::io::Result<(String, u64)> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut fp = Fingerprinter::default();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        fp.update(&buf[..n]);
+    }
+    Ok((fp.finish(), total))
+}
+
+/// The directory of a dataset inside a lake.
+pub fn dataset_dir(lake: &Path, dataset: &str) -> PathBuf {
+    lake.join(dataset)
+}

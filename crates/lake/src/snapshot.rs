@@ -1,0 +1,97 @@
+//! What a reader sees: the commits present when it looked, and of those the batches still live.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use crate::log::{Commit, read_log};
+use crate::Result;
+
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    root: PathBuf,
+    commits: Vec<Commit>,
+    superseded: HashSet<String>,
+}
+
+impl Snapshot {
+    /// Read the lake's commit log. A lake that does not exist yet is an empty snapshot.
+    pub fn load(lake: &Path) -> Result<Snapshot> {
+        let commits = read_log(lake)?;
+        let superseded = commits.iter().flat_map(|c| c.supersedes.iter().cloned()).collect();
+        Ok(Snapshot { root: lake.to_path_buf(), commits, superseded })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The sequence number of the newest commit (0 for an empty lake): the snapshot's version.
+    pub fn version(&self) -> u64 {
+        self.commits.last().map_or(0, |c| c.seq)
+    }
+
+    pub fn commits(&self) -> &[Commit] {
+        &self.commits
+    }
+
+    pub fn is_live(&self, batch: &str) -> bool {
+        !self.superseded.contains(batch)
+    }
+
+    /// Commits whose batches are still live (not replaced by a later delivery).
+    pub fn live_commits(&self) -> impl Iterator<Item = &Commit> {
+        self.commits.iter().filter(|c| self.is_live(&c.batch))
+    }
+
+    /// Absolute paths of the live Parquet files of a dataset.
+    pub fn files(&self, dataset: &str) -> Vec<PathBuf> {
+        self.live_commits()
+            .flat_map(|c| c.files.iter())
+            .filter(|f| f.dataset == dataset && f.rows > 0)
+            .map(|f| self.root.join(&f.path))
+            .collect()
+    }
+
+    /// Live rows per dataset.
+    pub fn row_counts(&self) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::new();
+        for f in self.live_commits().flat_map(|c| c.files.iter()) {
+            *counts.entry(f.dataset.clone()).or_insert(0) += f.rows;
+        }
+        counts
+    }
+
+    /// A live batch of `source` with exactly these bytes: an identical re-delivery.
+    pub fn find_identical(&self, source: &str, fingerprint: &str) -> Option<&Commit> {
+        self.live_commits().find(|c| c.source == source && c.fingerprint == fingerprint)
+    }
+
+    /// Live batches of `source` delivered under the same file name (a re-export replaces them).
+    pub fn live_batches_of_file(&self, source: &str, file: &str) -> Vec<String> {
+        self.live_commits()
+            .filter(|c| c.source == source && c.file == file)
+            .map(|c| c.batch.clone())
+            .collect()
+    }
+
+    /// Every live batch of `source` (a new full snapshot of the source replaces them).
+    pub fn live_batches_of_source(&self, source: &str) -> Vec<String> {
+        self.live_commits().filter(|c| c.source == source).map(|c| c.batch.clone()).collect()
+    }
+
+    /// Every data file any commit lists, live or not (they are history, never orphans).
+    pub(crate) fn referenced_files(&self) -> HashSet<PathBuf> {
+        self.commits
+            .iter()
+            .flat_map(|c| c.files.iter())
+            .map(|f| self.root.join(&f.path))
+            .collect()
+    }
+}
+
+impl Snapshot {
+    pub(crate) fn load_from(root: PathBuf, commits: Vec<Commit>) -> Snapshot {
+        let superseded = commits.iter().flat_map(|c| c.supersedes.iter().cloned()).collect();
+        Snapshot { root, commits, superseded }
+    }
+}

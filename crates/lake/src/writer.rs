@@ -1,0 +1,268 @@
+//! Writing to the lake: one writer at a time (a lock), batches written beside the live data and
+//! made visible by a single atomic commit-log entry.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{NaiveDate, Utc};
+use hedui_model::{Catalog, Value};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use crate::append::DatasetAppender;
+use crate::error::IoContext;
+use crate::log::{Commit, Counts, DataFile, commit_path, log_dir};
+use crate::snapshot::Snapshot;
+use crate::{Error, LOCK_FILE, Result, dataset_dir};
+
+/// Rows buffered per dataset before they are written as a Parquet row group.
+const ROWS_PER_FLUSH: usize = 64 * 1024;
+
+/// The lake's single writer. Holding it holds the lake's lock; dropping it releases the lock
+/// (so does the kernel when the process dies).
+pub struct LakeWriter {
+    root: PathBuf,
+    _lock: File,
+    snapshot: Snapshot,
+}
+
+impl LakeWriter {
+    /// Open (creating if needed) the lake at `root`, take its lock, and remove what an earlier
+    /// interrupted writer left behind: data files no commit lists and unfinished log entries.
+    pub fn open(root: &Path) -> Result<LakeWriter> {
+        fs::create_dir_all(log_dir(root)).at(root)?;
+        let lock_path = root.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .at(&lock_path)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(Error::Locked(root.to_path_buf())),
+            Err(TryLockError::Error(e)) => return Err(Error::Io { path: lock_path, source: e }),
+        }
+        let snapshot = Snapshot::load(root)?;
+        let writer = LakeWriter { root: root.to_path_buf(), _lock: lock, snapshot };
+        writer.vacuum()?;
+        Ok(writer)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// Delete files that no commit references: the remains of a batch that was interrupted.
+    fn vacuum(&self) -> Result<()> {
+        let referenced = self.snapshot.referenced_files();
+        let mut removed = 0usize;
+        for entry in fs::read_dir(&self.root).at(&self.root)? {
+            let dir = entry.at(&self.root)?.path();
+            let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            if !dir.is_dir() || name.starts_with('_') {
+                continue;
+            }
+            for file in fs::read_dir(&dir).at(&dir)? {
+                let path = file.at(&dir)?.path();
+                let is_data = path.extension().is_some_and(|x| x == "parquet" || x == "tmp");
+                if is_data && !referenced.contains(&path) {
+                    fs::remove_file(&path).at(&path)?;
+                    removed += 1;
+                }
+            }
+        }
+        for entry in fs::read_dir(log_dir(&self.root)).at(&self.root)? {
+            let path = entry.at(&self.root)?.path();
+            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".tmp-")) {
+                fs::remove_file(&path).at(&path)?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::warn!(removed, lake = %self.root.display(), "removed files of an interrupted batch");
+        }
+        Ok(())
+    }
+
+    /// Start a batch for one delivered file. Nothing of it is visible until [`BatchWriter::commit`].
+    pub fn begin(&self, source: &str, file: &str, fingerprint: &str, bytes: u64) -> BatchWriter {
+        let seq = self.snapshot.version() + 1;
+        let batch = format!("{seq:08}-{}", &fingerprint[..8.min(fingerprint.len())]);
+        BatchWriter {
+            root: self.root.clone(),
+            seq,
+            batch,
+            source: source.to_string(),
+            file: file.to_string(),
+            fingerprint: fingerprint.to_string(),
+            bytes,
+            ingested_at_us: Utc::now().timestamp_micros(),
+            datasets: BTreeMap::new(),
+        }
+    }
+
+    /// Write out the batch, make it durable, then publish it with one log entry; the writer's
+    /// view of the lake then includes it.
+    pub fn commit(
+        &mut self,
+        batch: BatchWriter,
+        counts: Counts,
+        as_of: Option<NaiveDate>,
+        supersedes: Vec<String>,
+    ) -> Result<Commit> {
+        let commit = batch.finish(counts, as_of, supersedes)?;
+        let mut commits = self.snapshot.commits().to_vec();
+        commits.push(commit.clone());
+        self.snapshot = Snapshot::load_from(self.root.clone(), commits);
+        Ok(commit)
+    }
+}
+
+struct OpenDataset {
+    appender: DatasetAppender,
+    writer: Option<ArrowWriter<File>>,
+    path: PathBuf,
+    rows: u64,
+}
+
+/// A batch being written: Parquet files per dataset, invisible until committed.
+pub struct BatchWriter {
+    root: PathBuf,
+    seq: u64,
+    batch: String,
+    source: String,
+    file: String,
+    fingerprint: String,
+    bytes: u64,
+    ingested_at_us: i64,
+    datasets: BTreeMap<String, OpenDataset>,
+}
+
+impl BatchWriter {
+    pub fn batch_id(&self) -> &str {
+        &self.batch
+    }
+
+    /// Append a parsed row to `dataset`. `raws` carries the as-delivered text of each column (kept
+    /// beside resident IDs); `location` is the sheet-qualified source, if not the file itself.
+    pub fn append(
+        &mut self,
+        dataset: &str,
+        values: &[Value],
+        raws: &[&str],
+        location: Option<&str>,
+        row: i64,
+    ) -> Result<()> {
+        if !self.datasets.contains_key(dataset) {
+            let def = Arc::clone(Catalog::builtin().get(dataset)?);
+            let appender = DatasetAppender::new(def, &self.file, &self.batch, self.ingested_at_us);
+            let path = dataset_dir(&self.root, dataset).join(format!("{}.parquet", self.batch));
+            self.datasets.insert(
+                dataset.to_string(),
+                OpenDataset { appender, writer: None, path, rows: 0 },
+            );
+        }
+        let open = self.datasets.get_mut(dataset).expect("inserted above");
+        open.appender.append(values, raws, location, row);
+        open.rows += 1;
+        if open.appender.len() >= ROWS_PER_FLUSH {
+            flush(open)?;
+        }
+        Ok(())
+    }
+
+    fn finish(
+        mut self,
+        counts: Counts,
+        as_of: Option<NaiveDate>,
+        supersedes: Vec<String>,
+    ) -> Result<Commit> {
+        let mut files = Vec::new();
+        for (name, open) in &mut self.datasets {
+            flush(open)?;
+            if let Some(writer) = open.writer.take() {
+                let file = writer
+                    .into_inner()
+                    .map_err(|source| Error::Parquet { path: open.path.clone(), source })?;
+                file.sync_all().at(&open.path)?;
+            }
+            sync_dir(open.path.parent().expect("dataset dir"))?;
+            let rel = open.path.strip_prefix(&self.root).expect("inside lake");
+            files.push(DataFile {
+                dataset: name.clone(),
+                path: rel.to_string_lossy().replace('\\', "/"),
+                rows: open.rows,
+            });
+        }
+        let commit = Commit {
+            seq: self.seq,
+            batch: self.batch.clone(),
+            source: self.source.clone(),
+            file: self.file.clone(),
+            fingerprint: self.fingerprint.clone(),
+            bytes: self.bytes,
+            committed_at: Utc::now(),
+            as_of,
+            supersedes,
+            files,
+            counts,
+        };
+        publish(&self.root, &commit)?;
+        tracing::info!(batch = %commit.batch, file = %commit.file, rows = commit.counts.rows_loaded, "batch committed");
+        Ok(commit)
+    }
+}
+
+fn flush(open: &mut OpenDataset) -> Result<()> {
+    if open.appender.is_empty() {
+        return Ok(());
+    }
+    let batch = open.appender.take_batch()?;
+    if open.writer.is_none() {
+        let dir = open.path.parent().expect("dataset dir");
+        fs::create_dir_all(dir).at(dir)?;
+        let file = File::create(&open.path).at(&open.path)?;
+        let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+        let writer = ArrowWriter::try_new(file, open.appender.schema().clone(), Some(props))
+            .map_err(|source| Error::Parquet { path: open.path.clone(), source })?;
+        open.writer = Some(writer);
+    }
+    open.writer
+        .as_mut()
+        .expect("created above")
+        .write(&batch)
+        .map_err(|source| Error::Parquet { path: open.path.clone(), source })
+}
+
+/// Write the log entry to a temporary file, make it durable, then link it under its sequence
+/// number: the link either exists whole or not at all, and never replaces another commit.
+fn publish(root: &Path, commit: &Commit) -> Result<()> {
+    let dir = log_dir(root);
+    let tmp = dir.join(format!(".tmp-{}.json", commit.batch));
+    let body = serde_json::to_vec_pretty(commit).expect("commit serialises");
+    fs::write(&tmp, body).at(&tmp)?;
+    File::open(&tmp).and_then(|f| f.sync_all()).at(&tmp)?;
+    let target = commit_path(root, commit.seq);
+    match fs::hard_link(&tmp, &target) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::CommitConflict(target));
+        }
+        Err(e) => return Err(Error::Io { path: target, source: e }),
+    }
+    fs::remove_file(&tmp).at(&tmp)?;
+    sync_dir(&dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|f| f.sync_all()).at(dir)
+}

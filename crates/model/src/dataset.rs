@@ -1,0 +1,302 @@
+//! Canonical datasets: one TOML file each in `schemas/`, embedded at build time. The lake's Arrow
+//! schemas are built here from those files and nowhere else.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use serde::Deserialize;
+
+use crate::value::{CodeTable, Parser};
+use crate::{Error, Result};
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/schemas.rs"));
+}
+
+/// Lineage columns appended to every dataset by the lake writer.
+pub const LINEAGE_COLUMNS: [&str; 4] = ["_source", "_batch", "_row", "_ingested_at"];
+
+/// Precision of every decimal column: 18 digits fit any amount a department pays.
+pub const DECIMAL_PRECISION: u8 = 18;
+
+/// A column's logical type; each maps to one Arrow type (a resident ID to three columns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    /// Stored as `<name>` (canonical 18 characters), `<name>_key` (Int64) and `<name>_raw`.
+    ResidentId,
+    Text,
+    Name,
+    Date,
+    /// A calendar month, stored as the first day of the month.
+    Month,
+    /// Yuan with two decimals.
+    Money,
+    /// A decimal with the column's `scale`.
+    Decimal,
+    Int,
+    Sex,
+    /// One of the column's `values`.
+    Code,
+    CreditCode,
+    RegionCode,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnDef {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: ColumnType,
+    #[serde(default)]
+    pub required: bool,
+    /// Fraction digits of a `decimal` column.
+    #[serde(default)]
+    pub scale: Option<u32>,
+    /// Canonical values of a `code` column.
+    #[serde(default)]
+    pub values: Vec<String>,
+    /// Department spellings of a `code` column's values, mapped to the canonical value.
+    #[serde(default)]
+    pub synonyms: BTreeMap<String, String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+impl ColumnDef {
+    pub fn scale(&self) -> u32 {
+        match self.ty {
+            ColumnType::Money => 2,
+            _ => self.scale.unwrap_or(2),
+        }
+    }
+
+    /// The parser a mapping gets when it names none.
+    pub fn default_parser(&self) -> Parser {
+        self.parser_named(self.default_parser_name()).expect("default parser fits its type")
+    }
+
+    fn default_parser_name(&self) -> &'static str {
+        match self.ty {
+            ColumnType::ResidentId => "resident_id",
+            ColumnType::Text => "text",
+            ColumnType::Name => "name",
+            ColumnType::Date => "date",
+            ColumnType::Month => "month",
+            ColumnType::Money => "money",
+            ColumnType::Decimal => "decimal",
+            ColumnType::Int => "int",
+            ColumnType::Sex => "sex",
+            ColumnType::Code => "code",
+            ColumnType::CreditCode => "credit_code",
+            ColumnType::RegionCode => "region_code",
+        }
+    }
+
+    /// The code table of a `code` column, with extra department spellings from a mapping.
+    pub fn code_table<'a>(&self, extra: impl IntoIterator<Item = (&'a str, &'a str)>) -> CodeTable {
+        let mut t = CodeTable::new(
+            self.values.iter().map(String::as_str),
+            self.synonyms.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        for (from, to) in extra {
+            t.insert(from, to);
+        }
+        t
+    }
+
+    /// A parser by the name a mapping gives, if it can fill this column's type.
+    pub fn parser_named(&self, name: &str) -> Option<Parser> {
+        use ColumnType as T;
+        let parser = match (name, self.ty) {
+            ("resident_id", T::ResidentId) => Parser::ResidentId,
+            ("name", T::Name | T::Text) => Parser::Name,
+            ("text", T::Text | T::Name | T::RegionCode | T::CreditCode) => Parser::Text,
+            ("date", T::Date) => Parser::Date,
+            ("month", T::Month | T::Date) => Parser::Month,
+            ("money", T::Money) => Parser::Decimal { scale: 2 },
+            ("decimal", T::Decimal | T::Money) => Parser::Decimal { scale: self.scale() },
+            ("int", T::Int) => Parser::Int,
+            ("sex", T::Sex) => Parser::Sex,
+            ("code", T::Code) => Parser::Code(Arc::new(self.code_table([]))),
+            ("credit_code", T::CreditCode) => Parser::CreditCode,
+            ("region_code", T::RegionCode) => Parser::RegionCode,
+            _ => return None,
+        };
+        Some(parser)
+    }
+
+    fn arrow_type(&self) -> DataType {
+        match self.ty {
+            ColumnType::Date | ColumnType::Month => DataType::Date32,
+            ColumnType::Money | ColumnType::Decimal => {
+                DataType::Decimal128(DECIMAL_PRECISION, self.scale() as i8)
+            }
+            ColumnType::Int => DataType::Int64,
+            _ => DataType::Utf8,
+        }
+    }
+
+    /// The Arrow fields this column becomes.
+    pub fn fields(&self) -> Vec<Field> {
+        let nullable = !self.required;
+        match self.ty {
+            ColumnType::ResidentId => vec![
+                Field::new(&self.name, DataType::Utf8, nullable),
+                Field::new(format!("{}_key", self.name), DataType::Int64, nullable),
+                Field::new(format!("{}_raw", self.name), DataType::Utf8, true),
+            ],
+            _ => vec![Field::new(&self.name, self.arrow_type(), nullable)],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetDef {
+    pub name: String,
+    pub title_zh: String,
+    pub title_en: String,
+    pub department: String,
+    #[serde(default)]
+    pub description: String,
+    /// Columns that identify a record (documentation and de-duplication hints).
+    #[serde(default)]
+    pub key: Vec<String>,
+    /// A system dataset (the quarantine) is written by hedui itself, never by a mapping.
+    #[serde(default)]
+    pub system: bool,
+    pub columns: Vec<ColumnDef>,
+}
+
+impl DatasetDef {
+    pub fn column(&self, name: &str) -> Option<&ColumnDef> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// The dataset's Arrow schema in the lake: its columns, then the lineage columns.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        let mut fields: Vec<Field> = self.columns.iter().flat_map(ColumnDef::fields).collect();
+        fields.extend([
+            Field::new("_source", DataType::Utf8, false),
+            Field::new("_batch", DataType::Utf8, false),
+            Field::new("_row", DataType::Int64, false),
+            Field::new(
+                "_ingested_at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
+        ]);
+        Arc::new(Schema::new(fields))
+    }
+
+    fn validate(&self, file: &str) -> Result<()> {
+        let err = |message: String| Error::Schema { file: PathBuf::from(file), message };
+        let mut seen = HashMap::new();
+        for c in &self.columns {
+            for f in c.fields() {
+                if seen.insert(f.name().clone(), ()).is_some() || f.name().starts_with('_') {
+                    return Err(err(format!("column name `{}` is taken or reserved", f.name())));
+                }
+            }
+            if c.ty == ColumnType::Code && c.values.is_empty() {
+                return Err(err(format!("code column `{}` lists no values", c.name)));
+            }
+            if let Some((k, v)) = c.synonyms.iter().find(|(_, v)| !c.values.contains(v)) {
+                return Err(err(format!("synonym `{k}` of `{}` maps to unknown value `{v}`", c.name)));
+            }
+        }
+        for k in &self.key {
+            if self.column(k).is_none() {
+                return Err(err(format!("key column `{k}` is not a column")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// All canonical datasets, by name.
+#[derive(Debug)]
+pub struct Catalog {
+    datasets: BTreeMap<String, Arc<DatasetDef>>,
+}
+
+impl Catalog {
+    /// The datasets shipped in `schemas/`. Parsed once; a broken file fails the build's tests.
+    pub fn builtin() -> &'static Catalog {
+        static CATALOG: OnceLock<Catalog> = OnceLock::new();
+        CATALOG.get_or_init(|| {
+            Catalog::from_files(embedded::SCHEMA_FILES.iter().copied())
+                .unwrap_or_else(|e| panic!("embedded schema is invalid: {e}"))
+        })
+    }
+
+    pub fn from_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Catalog> {
+        let mut datasets = BTreeMap::new();
+        for (file, text) in files {
+            let def: DatasetDef = toml::from_str(text)
+                .map_err(|e| Error::Schema { file: PathBuf::from(file), message: e.to_string() })?;
+            def.validate(file)?;
+            if format!("{}.toml", def.name) != file {
+                return Err(Error::Schema {
+                    file: PathBuf::from(file),
+                    message: format!("dataset `{}` must live in `{}.toml`", def.name, def.name),
+                });
+            }
+            datasets.insert(def.name.clone(), Arc::new(def));
+        }
+        Ok(Catalog { datasets })
+    }
+
+    pub fn get(&self, name: &str) -> Result<&Arc<DatasetDef>> {
+        self.datasets.get(name).ok_or_else(|| Error::UnknownDataset(name.to_string()))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<DatasetDef>> {
+        self.datasets.values()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.datasets.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_schema_loads_and_builds_an_arrow_schema() {
+        let catalog = Catalog::builtin();
+        assert!(catalog.iter().count() >= 16);
+        for def in catalog.iter() {
+            let schema = def.arrow_schema();
+            assert_eq!(schema.fields().last().unwrap().name(), "_ingested_at", "{}", def.name);
+        }
+        let persons = catalog.get("persons").unwrap().arrow_schema();
+        for col in ["person_id", "person_id_key", "person_id_raw", "_batch"] {
+            assert!(persons.field_with_name(col).is_ok(), "persons.{col}");
+        }
+    }
+
+    #[test]
+    fn broken_schema_is_named() {
+        let bad = r#"
+name = "x"
+title_zh = "x"
+title_en = "x"
+department = "x"
+[[columns]]
+name = "status"
+type = "code"
+values = ["a"]
+synonyms = { "b" = "c" }
+"#;
+        let err = Catalog::from_files([("x.toml", bad)]).unwrap_err().to_string();
+        assert!(err.contains("x.toml") && err.contains("unknown value `c`"), "{err}");
+        let unknown_type = "name = \"x\"\ntitle_zh = \"x\"\ntitle_en = \"x\"\ndepartment = \"x\"\n[[columns]]\nname = \"a\"\ntype = \"blob\"\n";
+        assert!(Catalog::from_files([("x.toml", unknown_type)]).is_err());
+    }
+}

@@ -1,0 +1,14 @@
+//! The canonical model of hedui: the datasets every connector writes into, the resident ID
+//! (GB 11643-1999) that joins them, and the parsers that turn departments' cell values into
+//! typed values. Nothing here touches a file or the network.
+
+pub mod dataset;
+pub mod error;
+pub mod region;
+pub mod resident_id;
+pub mod value;
+
+pub use dataset::{Catalog, ColumnDef, ColumnType, DatasetDef, LINEAGE_COLUMNS};
+pub use error::{Error, Result};
+pub use resident_id::{IdError, ResidentId, Sex};
+pub use value::{ParseError, Parser, Value};
