@@ -118,7 +118,7 @@ fn ingest_file(lake: &mut LakeWriter, mapping: &Mapping, rel: &str, path: &Path)
     report.batch = Some(batch.batch_id().to_string());
     lake.commit(batch, report.counts(), report.as_of, report.supersedes.clone())?;
     if report.rows_quarantined > 0 {
-        tracing::warn!(file = rel, quarantined = report.rows_quarantined, "rows quarantined");
+        tracing::info!(file = rel, quarantined = report.rows_quarantined, "rows quarantined");
     }
     Ok(report)
 }
@@ -369,8 +369,9 @@ fn quarantine(
         Value::Int(row.number as i64),
         Value::Text(raw),
         Value::Text(reasons_text),
+        Value::Text(reasons.iter().map(|(_, c)| *c).collect::<Vec<_>>().join(",")),
     ];
-    batch.append("quarantine", &values, &[""; 6], location, row.number as i64)?;
+    batch.append("quarantine", &values, &[""; 7], location, row.number as i64)?;
     Ok(())
 }
 

@@ -109,10 +109,20 @@ impl<'de> Deserialize<'de> for ColumnSpec {
         impl<'de> Visitor<'de> for V {
             type Value = ColumnSpec;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a source column name, or a table with `from`, `parser`, `required`, `values`")
+                f.write_str("a source column name, a list of them, or a table with `from`, `parser`, `required`, `values`")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ColumnSpec, E> {
                 Ok(ColumnSpec { from: vec![v.to_string()], ..Default::default() })
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<ColumnSpec, A::Error> {
+                let mut from = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    from.push(name);
+                }
+                if from.is_empty() {
+                    return Err(de::Error::custom("the list names no source column"));
+                }
+                Ok(ColumnSpec { from, ..Default::default() })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ColumnSpec, A::Error> {
                 let t = ColumnTable::deserialize(de::value::MapAccessDeserializer::new(map))?;

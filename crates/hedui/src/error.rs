@@ -1,0 +1,30 @@
+use std::path::PathBuf;
+
+/// Everything a command can fail with, each said in one line: what, where, what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Ingest(#[from] hedui_ingest::Error),
+    #[error("{0}")]
+    Synth(#[from] hedui_synth::Error),
+    #[error("{0}")]
+    Query(#[from] hedui_engine::Error),
+    #[error("{0}")]
+    Lake(#[from] hedui_lake::Error),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("no lake at {0}: run `hedui ingest --lake {0}` first")]
+    NoLake(PathBuf),
+}
+
+impl Error {
+    /// 2 for a problem in what the user gave (mapping, query), 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Ingest(hedui_ingest::Error::Mapping { .. }) | Error::Query(hedui_engine::Error::Query(_)) | Error::NoLake(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
