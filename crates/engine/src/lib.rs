@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use hedui_lake::Snapshot;
@@ -40,7 +42,10 @@ pub struct Engine {
 /// What analysts may run: queries only. No DDL (CREATE EXTERNAL TABLE reads files), no DML or
 /// COPY (writes files), no SET or other statements (engine settings).
 fn read_only() -> SQLOptions {
-    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
 }
 
 impl Engine {
@@ -51,9 +56,9 @@ impl Engine {
     }
 
     pub async fn with_snapshot(snapshot: Snapshot) -> Result<Engine> {
-        let config = SessionConfig::new().with_information_schema(true).with_target_partitions(
-            std::thread::available_parallelism().map_or(2, |n| n.get()),
-        );
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
         let ctx = SessionContext::new_with_config(config);
         for def in Catalog::builtin().iter() {
             let schema = def.arrow_schema();
@@ -67,8 +72,11 @@ impl Engine {
                 .iter()
                 .map(|f| ListingTableUrl::parse(f.to_string_lossy()))
                 .collect::<datafusion::error::Result<Vec<_>>>()?;
-            let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-            let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema);
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet");
+            let config = ListingTableConfig::new_with_multi_paths(urls)
+                .with_listing_options(options)
+                .with_schema(schema);
             ctx.register_table(def.name.as_str(), Arc::new(ListingTable::try_new(config)?))?;
         }
         Ok(Engine { ctx, snapshot })
@@ -84,24 +92,30 @@ impl Engine {
 
     /// Run one read-only query and collect its result.
     pub async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let df = self.ctx.sql_with_options(sql, read_only()).await.map_err(user_error)?;
+        let df = self
+            .ctx
+            .sql_with_options(sql, read_only())
+            .await
+            .map_err(user_error)?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await.map_err(user_error)?;
         Ok((schema, batches))
     }
 }
 
-/// Planning errors are the user's to fix; say them plainly.
+/// Planning errors are the user's to fix; say them plainly, on one line.
 fn user_error(e: datafusion::error::DataFusionError) -> Error {
     use datafusion::error::DataFusionError as D;
-    match e {
-        D::SQL(..) | D::Plan(..) | D::SchemaError(..) | D::NotImplemented(..) => {
-            Error::Query(e.to_string().lines().next().unwrap_or_default().to_string())
+    let root = e.find_root();
+    match root {
+        D::SQL(..)
+        | D::Plan(..)
+        | D::SchemaError(..)
+        | D::NotImplemented(..)
+        | D::Configuration(..) => {
+            let message = root.to_string();
+            Error::Query(message.lines().next().unwrap_or_default().to_string())
         }
-        D::Context(ctx, inner) => match user_error(*inner) {
-            Error::Query(m) => Error::Query(format!("{ctx}: {m}")),
-            other => other,
-        },
-        other => Error::Engine(other),
+        _ => Error::Engine(e),
     }
 }

@@ -14,18 +14,27 @@ pub enum Format {
     Json,
 }
 
-pub fn write(out: &mut dyn Write, format: Format, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
+pub fn write(
+    out: &mut dyn Write,
+    format: Format,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<()> {
     match format {
         Format::Table => {
             let table = if batches.is_empty() {
-                datafusion::arrow::util::pretty::pretty_format_batches(&[RecordBatch::new_empty(schema.clone())])?
+                datafusion::arrow::util::pretty::pretty_format_batches(&[RecordBatch::new_empty(
+                    schema.clone(),
+                )])?
             } else {
                 datafusion::arrow::util::pretty::pretty_format_batches(batches)?
             };
             writeln!(out, "{table}").map_err(io)?;
         }
         Format::Csv => {
-            let mut w = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
+            let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut *out);
             if batches.is_empty() {
                 w.write(&RecordBatch::new_empty(schema.clone()))?;
             }
@@ -49,5 +58,8 @@ pub fn write(out: &mut dyn Write, format: Format, schema: &SchemaRef, batches: &
 }
 
 fn io(e: std::io::Error) -> crate::Error {
-    crate::Error::Output(datafusion::arrow::error::ArrowError::IoError(e.to_string(), e))
+    crate::Error::Output(datafusion::arrow::error::ArrowError::IoError(
+        e.to_string(),
+        e,
+    ))
 }

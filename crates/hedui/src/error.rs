@@ -12,7 +12,10 @@ pub enum Error {
     #[error("{0}")]
     Lake(#[from] hedui_lake::Error),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("no lake at {0}: run `hedui ingest --lake {0}` first")]
     NoLake(PathBuf),
 }
@@ -21,7 +24,9 @@ impl Error {
     /// 2 for a problem in what the user gave (mapping, query), 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Ingest(hedui_ingest::Error::Mapping { .. }) | Error::Query(hedui_engine::Error::Query(_)) | Error::NoLake(_) => 2,
+            Error::Ingest(hedui_ingest::Error::Mapping { .. })
+            | Error::Query(hedui_engine::Error::Query(_))
+            | Error::NoLake(_) => 2,
             _ => 1,
         }
     }

@@ -4,10 +4,17 @@ use std::path::PathBuf;
 pub enum Error {
     /// A mapping file is wrong; nothing has been read. `line` is 1-based.
     #[error("{file}:{line}: {message}")]
-    Mapping { file: PathBuf, line: usize, message: String },
+    Mapping {
+        file: PathBuf,
+        line: usize,
+        message: String,
+    },
 
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     /// A source file cannot be read at all (not one of its rows is usable).
     #[error("{file}: {message}")]

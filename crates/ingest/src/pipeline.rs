@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use hedui_lake::{BatchWriter, LakeWriter};
-use hedui_model::value::text::normalise_header;
-use hedui_model::value::Cell;
 use hedui_model::Value;
+use hedui_model::value::Cell;
+use hedui_model::value::text::normalise_header;
 
 use crate::connector::{self, RawRow, Table, encoding};
 use crate::error::io_at;
@@ -48,8 +48,14 @@ pub fn ingest(mappings: &[Mapping], opts: &IngestOptions) -> Result<IngestReport
         .filter(|e| e.file_type().is_file())
         .filter(|e| !e.file_name().to_string_lossy().starts_with(['.', '~']))
         .map(|e| {
-            let rel = e.path().strip_prefix(&opts.data_dir).expect("under data dir");
-            (rel.to_string_lossy().replace('\\', "/"), e.path().to_path_buf())
+            let rel = e
+                .path()
+                .strip_prefix(&opts.data_dir)
+                .expect("under data dir");
+            (
+                rel.to_string_lossy().replace('\\', "/"),
+                e.path().to_path_buf(),
+            )
         })
         .collect();
     files.sort();
@@ -62,7 +68,9 @@ pub fn ingest(mappings: &[Mapping], opts: &IngestOptions) -> Result<IngestReport
             continue;
         }
         for mapping in takers {
-            let report = ingest_file(&mut lake, mapping, rel, path)?;
+            let started = std::time::Instant::now();
+            let mut report = ingest_file(&mut lake, mapping, rel, path)?;
+            report.seconds = started.elapsed().as_secs_f64();
             reports.push(report);
         }
     }
@@ -83,7 +91,12 @@ pub fn ingest(mappings: &[Mapping], opts: &IngestOptions) -> Result<IngestReport
 
 /// Ingest one file through one mapping. A file that cannot be read is reported as failed (and
 /// logged as an error: an operator must act); lake I/O errors abort the whole ingest.
-fn ingest_file(lake: &mut LakeWriter, mapping: &Mapping, rel: &str, path: &Path) -> Result<FileReport> {
+fn ingest_file(
+    lake: &mut LakeWriter,
+    mapping: &Mapping,
+    rel: &str,
+    path: &Path,
+) -> Result<FileReport> {
     let (fingerprint, bytes) = hedui_lake::fingerprint_file(path).map_err(io_at(path))?;
     if let Some(prior) = lake.snapshot().find_identical(&mapping.id, &fingerprint) {
         let mut report = FileReport::new(rel, Some(&mapping.id), FileStatus::Unchanged);
@@ -95,7 +108,8 @@ fn ingest_file(lake: &mut LakeWriter, mapping: &Mapping, rel: &str, path: &Path)
     let mut batch = lake.begin(&mapping.id, rel, &fingerprint, bytes);
     let mut report = FileReport::new(rel, Some(&mapping.id), FileStatus::Loaded);
     if mapping.format_of(rel) == Format::Csv {
-        report.encoding = Some(encoding::name(encoding::detect(path, mapping.encoding)?).to_string());
+        report.encoding =
+            Some(encoding::name(encoding::detect(path, mapping.encoding)?).to_string());
     }
     for target in &mapping.targets {
         match read_target(&mut batch, mapping, target, rel, path, &mut report) {
@@ -116,9 +130,18 @@ fn ingest_file(lake: &mut LakeWriter, mapping: &Mapping, rel: &str, path: &Path)
         Replaces::Source => lake.snapshot().live_batches_of_source(&mapping.id),
     };
     report.batch = Some(batch.batch_id().to_string());
-    lake.commit(batch, report.counts(), report.as_of, report.supersedes.clone())?;
+    lake.commit(
+        batch,
+        report.counts(),
+        report.as_of,
+        report.supersedes.clone(),
+    )?;
     if report.rows_quarantined > 0 {
-        tracing::info!(file = rel, quarantined = report.rows_quarantined, "rows quarantined");
+        tracing::info!(
+            file = rel,
+            quarantined = report.rows_quarantined,
+            "rows quarantined"
+        );
     }
     Ok(report)
 }
@@ -166,9 +189,19 @@ fn is_blank(cells: &[Cell]) -> bool {
 }
 
 fn is_summary_or_footer(cells: &[Cell]) -> bool {
-    let filled: Vec<String> = cells.iter().filter(|c| !c.is_empty()).map(|c| normalise_header(&text_of(c))).collect();
-    let summary = filled.iter().take(3).any(|t| SUMMARY_WORDS.iter().any(|w| t.starts_with(w)));
-    let footer = filled.len() <= 2 && filled.first().is_some_and(|t| FOOTER_WORDS.iter().any(|w| t.starts_with(w)));
+    let filled: Vec<String> = cells
+        .iter()
+        .filter(|c| !c.is_empty())
+        .map(|c| normalise_header(&text_of(c)))
+        .collect();
+    let summary = filled
+        .iter()
+        .take(3)
+        .any(|t| SUMMARY_WORDS.iter().any(|w| t.starts_with(w)));
+    let footer = filled.len() <= 2
+        && filled
+            .first()
+            .is_some_and(|t| FOOTER_WORDS.iter().any(|w| t.starts_with(w)));
     summary || footer
 }
 
@@ -188,7 +221,11 @@ fn locate_header<'m>(
         let mut found = None;
         for row in table.rows.by_ref() {
             let row = row?;
-            let normalised: Vec<String> = row.cells.iter().map(|c| normalise_header(&text_of(c))).collect();
+            let normalised: Vec<String> = row
+                .cells
+                .iter()
+                .map(|c| normalise_header(&text_of(c)))
+                .collect();
             let is_header = match target.header_row {
                 Some(n) => row.number == n as u64,
                 None => target
@@ -235,14 +272,19 @@ fn locate_header<'m>(
     let header: Vec<String> = header.iter().map(|h| normalise_header(h)).collect();
     let mut columns = Vec::new();
     for c in &target.columns {
-        let idx = c.sources.iter().find_map(|s| header.iter().position(|h| h == s));
+        let idx = c
+            .sources
+            .iter()
+            .find_map(|s| header.iter().position(|h| h == s));
         if idx.is_none() && c.required {
             return Err(unreadable(
                 rel,
                 sheet.as_deref(),
                 format!(
                     "the header{} has no column {} (required for `{}`); it has: {}",
-                    header_row.map(|n| format!(" (row {n})")).unwrap_or_default(),
+                    header_row
+                        .map(|n| format!(" (row {n})"))
+                        .unwrap_or_default(),
                     c.sources.join(" or "),
                     c.column,
                     header.join(", ")
@@ -251,10 +293,23 @@ fn locate_header<'m>(
         }
         columns.push((c, idx));
     }
-    Ok((Resolved { columns, header, header_row }, pending))
+    Ok((
+        Resolved {
+            columns,
+            header,
+            header_row,
+        },
+        pending,
+    ))
 }
 
-fn read_table(batch: &mut BatchWriter, target: &Target, rel: &str, mut table: Table<'_>, report: &mut FileReport) -> Result<()> {
+fn read_table(
+    batch: &mut BatchWriter,
+    target: &Target,
+    rel: &str,
+    mut table: Table<'_>,
+    report: &mut FileReport,
+) -> Result<()> {
     let dataset = target.dataset.name.clone();
     let (resolved, pending) = locate_header(target, &mut table, rel, &mut report.layout_rows)?;
     let location = table.sheet.as_ref().map(|s| format!("{rel}#{s}"));
@@ -270,7 +325,11 @@ fn read_table(batch: &mut BatchWriter, target: &Target, rel: &str, mut table: Ta
             continue;
         }
         let normalised_equals_header = row.cells.len() == resolved.header.len()
-            && row.cells.iter().zip(&resolved.header).all(|(c, h)| normalise_header(&text_of(c)) == *h);
+            && row
+                .cells
+                .iter()
+                .zip(&resolved.header)
+                .all(|(c, h)| normalise_header(&text_of(c)) == *h);
         if normalised_equals_header && resolved.header_row.is_some() {
             // Page breaks in printed exports repeat the header.
             report.layout_rows += 1;
@@ -290,6 +349,25 @@ fn read_table(batch: &mut BatchWriter, target: &Target, rel: &str, mut table: Ta
         values.clear();
         raws.clear();
         reasons.clear();
+        if let Some((reason, code)) = &row.defect {
+            reasons.push((reason.clone(), code));
+            quarantine(
+                batch,
+                &dataset,
+                rel,
+                table.sheet.as_deref(),
+                &row,
+                &resolved.header,
+                &reasons,
+                location.as_deref(),
+            )?;
+            report.rows_quarantined += 1;
+            *report
+                .quarantine_reasons
+                .entry((*code).to_string())
+                .or_insert(0) += 1;
+            continue;
+        }
         if table.fixed_width && row.cells.len() != resolved.header.len() {
             reasons.push((
                 format!(
@@ -307,12 +385,18 @@ fn read_table(batch: &mut BatchWriter, target: &Target, rel: &str, mut table: Ta
             let raw = text_of(cell);
             let label = idx.map_or(col.column.as_str(), |i| resolved.header[i].as_str());
             let value = if raw.contains('\u{FFFD}') {
-                reasons.push((format!("{label}: 含无法解码的字符，文件编码有误 (undecodable bytes)"), "encoding.invalid"));
+                reasons.push((
+                    format!("{label}: 含无法解码的字符，文件编码有误 (undecodable bytes)"),
+                    "encoding.invalid",
+                ));
                 Value::Null
             } else {
                 match col.parser.parse(cell) {
                     Ok(Value::Null) if col.required => {
-                        reasons.push((format!("{label}: 必填项为空 (required value missing)"), "value.missing"));
+                        reasons.push((
+                            format!("{label}: 必填项为空 (required value missing)"),
+                            "value.missing",
+                        ));
                         Value::Null
                     }
                     Ok(v) => v,
@@ -327,14 +411,32 @@ fn read_table(batch: &mut BatchWriter, target: &Target, rel: &str, mut table: Ta
         }
         if reasons.is_empty() {
             let raw_refs: Vec<&str> = raws.iter().map(String::as_str).collect();
-            batch.append(&dataset, &values, &raw_refs, location.as_deref(), row.number as i64)?;
+            batch.append(
+                &dataset,
+                &values,
+                &raw_refs,
+                location.as_deref(),
+                row.number as i64,
+            )?;
             report.rows_loaded += 1;
             *report.datasets.entry(dataset.clone()).or_insert(0) += 1;
         } else {
-            quarantine(batch, &dataset, rel, table.sheet.as_deref(), &row, &resolved.header, &reasons, location.as_deref())?;
+            quarantine(
+                batch,
+                &dataset,
+                rel,
+                table.sheet.as_deref(),
+                &row,
+                &resolved.header,
+                &reasons,
+                location.as_deref(),
+            )?;
             report.rows_quarantined += 1;
             for (_, code) in &reasons {
-                *report.quarantine_reasons.entry((*code).to_string()).or_insert(0) += 1;
+                *report
+                    .quarantine_reasons
+                    .entry((*code).to_string())
+                    .or_insert(0) += 1;
             }
         }
     }
@@ -361,7 +463,11 @@ fn quarantine(
         raw.insert(key, serde_json::Value::String(text_of(cell)));
     }
     let raw = serde_json::Value::Object(raw).to_string();
-    let reasons_text = reasons.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>().join(" | ");
+    let reasons_text = reasons
+        .iter()
+        .map(|(r, _)| r.as_str())
+        .collect::<Vec<_>>()
+        .join(" | ");
     let values = [
         Value::Text(dataset.to_string()),
         Value::Text(rel.to_string()),
@@ -369,7 +475,13 @@ fn quarantine(
         Value::Int(row.number as i64),
         Value::Text(raw),
         Value::Text(reasons_text),
-        Value::Text(reasons.iter().map(|(_, c)| *c).collect::<Vec<_>>().join(",")),
+        Value::Text(
+            reasons
+                .iter()
+                .map(|(_, c)| *c)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
     ];
     batch.append("quarantine", &values, &[""; 7], location, row.number as i64)?;
     Ok(())

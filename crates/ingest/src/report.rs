@@ -39,6 +39,8 @@ pub struct FileReport {
     pub as_of: Option<NaiveDate>,
     pub supersedes: Vec<String>,
     pub error: Option<String>,
+    /// Wall-clock seconds spent on this file (read, parse, write, commit).
+    pub seconds: f64,
 }
 
 impl FileReport {
@@ -59,6 +61,7 @@ impl FileReport {
             as_of: None,
             supersedes: Vec::new(),
             error: None,
+            seconds: 0.0,
         }
     }
 

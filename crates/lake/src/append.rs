@@ -28,7 +28,9 @@ impl Builder {
             DataType::Int64 => Builder::Int64(Int64Builder::new()),
             DataType::Date32 => Builder::Date32(Date32Builder::new()),
             DataType::Decimal128(p, s) => Builder::Decimal(
-                Decimal128Builder::new().with_precision_and_scale(*p, *s).expect("valid decimal"),
+                Decimal128Builder::new()
+                    .with_precision_and_scale(*p, *s)
+                    .expect("valid decimal"),
             ),
             DataType::Timestamp(_, tz) => {
                 Builder::Timestamp(TimestampMicrosecondBuilder::new().with_timezone_opt(tz.clone()))
@@ -90,7 +92,11 @@ pub struct DatasetAppender {
 impl DatasetAppender {
     pub fn new(def: Arc<DatasetDef>, source: &str, batch: &str, ingested_at_us: i64) -> Self {
         let schema = def.arrow_schema();
-        let builders = schema.fields().iter().map(|f| Builder::for_type(f.data_type())).collect();
+        let builders = schema
+            .fields()
+            .iter()
+            .map(|f| Builder::for_type(f.data_type()))
+            .collect();
         DatasetAppender {
             def,
             schema,
@@ -134,7 +140,9 @@ impl DatasetAppender {
                 (ColumnType::ResidentId, _) => {
                     builder.text(None);
                     b.next().expect("key").int(None);
-                    b.next().expect("raw").text((!raw.is_empty()).then_some(*raw));
+                    b.next()
+                        .expect("raw")
+                        .text((!raw.is_empty()).then_some(*raw));
                 }
                 (_, Value::Null) => match builder {
                     Builder::Utf8(x) => x.append_null(),
@@ -156,7 +164,9 @@ impl DatasetAppender {
                 (_, Value::Id(id)) => builder.text(Some(id.as_str())),
             }
         }
-        b.next().expect("_source").text(Some(source.unwrap_or(&self.source)));
+        b.next()
+            .expect("_source")
+            .text(Some(source.unwrap_or(&self.source)));
         b.next().expect("_batch").text(Some(&self.batch));
         b.next().expect("_row").int(Some(row));
         match b.next().expect("_ingested_at") {
@@ -168,7 +178,9 @@ impl DatasetAppender {
     /// The rows appended since the last call, as one record batch.
     pub fn take_batch(&mut self) -> Result<RecordBatch> {
         let columns: Vec<ArrayRef> = self.builders.iter_mut().map(Builder::finish).collect();
-        RecordBatch::try_new(self.schema.clone(), columns)
-            .map_err(|source| Error::Arrow { dataset: self.def.name.clone(), source })
+        RecordBatch::try_new(self.schema.clone(), columns).map_err(|source| Error::Arrow {
+            dataset: self.def.name.clone(),
+            source,
+        })
     }
 }

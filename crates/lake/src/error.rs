@@ -3,15 +3,26 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     #[error("writing Parquet {path}: {source}")]
-    Parquet { path: PathBuf, source: parquet::errors::ParquetError },
+    Parquet {
+        path: PathBuf,
+        source: parquet::errors::ParquetError,
+    },
 
     #[error("building Arrow batch for `{dataset}`: {source}")]
-    Arrow { dataset: String, source: arrow_schema::ArrowError },
+    Arrow {
+        dataset: String,
+        source: arrow_schema::ArrowError,
+    },
 
-    #[error("commit log entry {path} is unreadable: {message}; the lake was edited by hand or the disk is damaged")]
+    #[error(
+        "commit log entry {path} is unreadable: {message}; the lake was edited by hand or the disk is damaged"
+    )]
     CorruptLog { path: PathBuf, message: String },
 
     #[error("another process is writing to the lake {0} (its lock is held); wait for it to finish")]
@@ -33,6 +44,9 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|source| Error::Io { path: path.into(), source })
+        self.map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })
     }
 }

@@ -51,7 +51,12 @@ impl Fingerprinter {
         self.0.update(data);
     }
     pub fn finish(self) -> String {
-        self.0.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect()
+        self.0
+            .finish()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 

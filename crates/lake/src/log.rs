@@ -83,16 +83,22 @@ pub fn read_log(lake: &Path) -> Result<Vec<Commit>> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.extension().is_some_and(|x| x == "json")
-                && p.file_name().is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+                && p.file_name()
+                    .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
         })
         .collect();
     entries.sort();
     let mut commits = Vec::with_capacity(entries.len());
     for path in entries {
         let text = fs::read(&path).at(&path)?;
-        let commit: Commit = serde_json::from_slice(&text)
-            .map_err(|e| Error::CorruptLog { path: path.clone(), message: e.to_string() })?;
-        let expected = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<u64>().ok());
+        let commit: Commit = serde_json::from_slice(&text).map_err(|e| Error::CorruptLog {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let expected = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<u64>().ok());
         if expected != Some(commit.seq) {
             return Err(Error::CorruptLog {
                 path,

@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::log::{Commit, read_log};
 use crate::Result;
+use crate::log::{Commit, read_log};
 
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -17,8 +17,15 @@ impl Snapshot {
     /// Read the lake's commit log. A lake that does not exist yet is an empty snapshot.
     pub fn load(lake: &Path) -> Result<Snapshot> {
         let commits = read_log(lake)?;
-        let superseded = commits.iter().flat_map(|c| c.supersedes.iter().cloned()).collect();
-        Ok(Snapshot { root: lake.to_path_buf(), commits, superseded })
+        let superseded = commits
+            .iter()
+            .flat_map(|c| c.supersedes.iter().cloned())
+            .collect();
+        Ok(Snapshot {
+            root: lake.to_path_buf(),
+            commits,
+            superseded,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -63,7 +70,8 @@ impl Snapshot {
 
     /// A live batch of `source` with exactly these bytes: an identical re-delivery.
     pub fn find_identical(&self, source: &str, fingerprint: &str) -> Option<&Commit> {
-        self.live_commits().find(|c| c.source == source && c.fingerprint == fingerprint)
+        self.live_commits()
+            .find(|c| c.source == source && c.fingerprint == fingerprint)
     }
 
     /// Live batches of `source` delivered under the same file name (a re-export replaces them).
@@ -76,7 +84,10 @@ impl Snapshot {
 
     /// Every live batch of `source` (a new full snapshot of the source replaces them).
     pub fn live_batches_of_source(&self, source: &str) -> Vec<String> {
-        self.live_commits().filter(|c| c.source == source).map(|c| c.batch.clone()).collect()
+        self.live_commits()
+            .filter(|c| c.source == source)
+            .map(|c| c.batch.clone())
+            .collect()
     }
 
     /// Every data file any commit lists, live or not (they are history, never orphans).
@@ -91,7 +102,14 @@ impl Snapshot {
 
 impl Snapshot {
     pub(crate) fn load_from(root: PathBuf, commits: Vec<Commit>) -> Snapshot {
-        let superseded = commits.iter().flat_map(|c| c.supersedes.iter().cloned()).collect();
-        Snapshot { root, commits, superseded }
+        let superseded = commits
+            .iter()
+            .flat_map(|c| c.supersedes.iter().cloned())
+            .collect();
+        Snapshot {
+            root,
+            commits,
+            superseded,
+        }
     }
 }

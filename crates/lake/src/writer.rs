@@ -44,10 +44,19 @@ impl LakeWriter {
         match lock.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => return Err(Error::Locked(root.to_path_buf())),
-            Err(TryLockError::Error(e)) => return Err(Error::Io { path: lock_path, source: e }),
+            Err(TryLockError::Error(e)) => {
+                return Err(Error::Io {
+                    path: lock_path,
+                    source: e,
+                });
+            }
         }
         let snapshot = Snapshot::load(root)?;
-        let writer = LakeWriter { root: root.to_path_buf(), _lock: lock, snapshot };
+        let writer = LakeWriter {
+            root: root.to_path_buf(),
+            _lock: lock,
+            snapshot,
+        };
         writer.vacuum()?;
         Ok(writer)
     }
@@ -66,13 +75,18 @@ impl LakeWriter {
         let mut removed = 0usize;
         for entry in fs::read_dir(&self.root).at(&self.root)? {
             let dir = entry.at(&self.root)?.path();
-            let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
             if !dir.is_dir() || name.starts_with('_') {
                 continue;
             }
             for file in fs::read_dir(&dir).at(&dir)? {
                 let path = file.at(&dir)?.path();
-                let is_data = path.extension().is_some_and(|x| x == "parquet" || x == "tmp");
+                let is_data = path
+                    .extension()
+                    .is_some_and(|x| x == "parquet" || x == "tmp");
                 if is_data && !referenced.contains(&path) {
                     fs::remove_file(&path).at(&path)?;
                     removed += 1;
@@ -81,7 +95,10 @@ impl LakeWriter {
         }
         for entry in fs::read_dir(log_dir(&self.root)).at(&self.root)? {
             let path = entry.at(&self.root)?.path();
-            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".tmp-")) {
+            if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"))
+            {
                 fs::remove_file(&path).at(&path)?;
                 removed += 1;
             }
@@ -167,7 +184,12 @@ impl BatchWriter {
             let path = dataset_dir(&self.root, dataset).join(format!("{}.parquet", self.batch));
             self.datasets.insert(
                 dataset.to_string(),
-                OpenDataset { appender, writer: None, path, rows: 0 },
+                OpenDataset {
+                    appender,
+                    writer: None,
+                    path,
+                    rows: 0,
+                },
             );
         }
         let open = self.datasets.get_mut(dataset).expect("inserted above");
@@ -189,9 +211,10 @@ impl BatchWriter {
         for (name, open) in &mut self.datasets {
             flush(open)?;
             if let Some(writer) = open.writer.take() {
-                let file = writer
-                    .into_inner()
-                    .map_err(|source| Error::Parquet { path: open.path.clone(), source })?;
+                let file = writer.into_inner().map_err(|source| Error::Parquet {
+                    path: open.path.clone(),
+                    source,
+                })?;
                 file.sync_all().at(&open.path)?;
             }
             sync_dir(open.path.parent().expect("dataset dir"))?;
@@ -230,16 +253,24 @@ fn flush(open: &mut OpenDataset) -> Result<()> {
         let dir = open.path.parent().expect("dataset dir");
         fs::create_dir_all(dir).at(dir)?;
         let file = File::create(&open.path).at(&open.path)?;
-        let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
         let writer = ArrowWriter::try_new(file, open.appender.schema().clone(), Some(props))
-            .map_err(|source| Error::Parquet { path: open.path.clone(), source })?;
+            .map_err(|source| Error::Parquet {
+                path: open.path.clone(),
+                source,
+            })?;
         open.writer = Some(writer);
     }
     open.writer
         .as_mut()
         .expect("created above")
         .write(&batch)
-        .map_err(|source| Error::Parquet { path: open.path.clone(), source })
+        .map_err(|source| Error::Parquet {
+            path: open.path.clone(),
+            source,
+        })
 }
 
 /// Write the log entry to a temporary file, make it durable, then link it under its sequence
@@ -257,7 +288,12 @@ fn publish(root: &Path, commit: &Commit) -> Result<()> {
             let _ = fs::remove_file(&tmp);
             return Err(Error::CommitConflict(target));
         }
-        Err(e) => return Err(Error::Io { path: target, source: e }),
+        Err(e) => {
+            return Err(Error::Io {
+                path: target,
+                source: e,
+            });
+        }
     }
     fs::remove_file(&tmp).at(&tmp)?;
     sync_dir(&dir)

@@ -75,7 +75,8 @@ impl ColumnDef {
 
     /// The parser a mapping gets when it names none.
     pub fn default_parser(&self) -> Parser {
-        self.parser_named(self.default_parser_name()).expect("default parser fits its type")
+        self.parser_named(self.default_parser_name())
+            .expect("default parser fits its type")
     }
 
     fn default_parser_name(&self) -> &'static str {
@@ -117,7 +118,9 @@ impl ColumnDef {
             ("date", T::Date) => Parser::Date,
             ("month", T::Month | T::Date) => Parser::Month,
             ("money", T::Money) => Parser::Decimal { scale: 2 },
-            ("decimal", T::Decimal | T::Money) => Parser::Decimal { scale: self.scale() },
+            ("decimal", T::Decimal | T::Money) => Parser::Decimal {
+                scale: self.scale(),
+            },
             ("int", T::Int) => Parser::Int,
             ("sex", T::Sex) => Parser::Sex,
             ("code", T::Code) => Parser::Code(Arc::new(self.code_table([]))),
@@ -193,19 +196,28 @@ impl DatasetDef {
     }
 
     fn validate(&self, file: &str) -> Result<()> {
-        let err = |message: String| Error::Schema { file: PathBuf::from(file), message };
+        let err = |message: String| Error::Schema {
+            file: PathBuf::from(file),
+            message,
+        };
         let mut seen = HashMap::new();
         for c in &self.columns {
             for f in c.fields() {
                 if seen.insert(f.name().clone(), ()).is_some() || f.name().starts_with('_') {
-                    return Err(err(format!("column name `{}` is taken or reserved", f.name())));
+                    return Err(err(format!(
+                        "column name `{}` is taken or reserved",
+                        f.name()
+                    )));
                 }
             }
             if c.ty == ColumnType::Code && c.values.is_empty() {
                 return Err(err(format!("code column `{}` lists no values", c.name)));
             }
             if let Some((k, v)) = c.synonyms.iter().find(|(_, v)| !c.values.contains(v)) {
-                return Err(err(format!("synonym `{k}` of `{}` maps to unknown value `{v}`", c.name)));
+                return Err(err(format!(
+                    "synonym `{k}` of `{}` maps to unknown value `{v}`",
+                    c.name
+                )));
             }
         }
         for k in &self.key {
@@ -236,8 +248,10 @@ impl Catalog {
     pub fn from_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Catalog> {
         let mut datasets = BTreeMap::new();
         for (file, text) in files {
-            let def: DatasetDef = toml::from_str(text)
-                .map_err(|e| Error::Schema { file: PathBuf::from(file), message: e.to_string() })?;
+            let def: DatasetDef = toml::from_str(text).map_err(|e| Error::Schema {
+                file: PathBuf::from(file),
+                message: e.to_string(),
+            })?;
             def.validate(file)?;
             if format!("{}.toml", def.name) != file {
                 return Err(Error::Schema {
@@ -251,7 +265,9 @@ impl Catalog {
     }
 
     pub fn get(&self, name: &str) -> Result<&Arc<DatasetDef>> {
-        self.datasets.get(name).ok_or_else(|| Error::UnknownDataset(name.to_string()))
+        self.datasets
+            .get(name)
+            .ok_or_else(|| Error::UnknownDataset(name.to_string()))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<DatasetDef>> {
@@ -273,7 +289,12 @@ mod tests {
         assert!(catalog.iter().count() >= 16);
         for def in catalog.iter() {
             let schema = def.arrow_schema();
-            assert_eq!(schema.fields().last().unwrap().name(), "_ingested_at", "{}", def.name);
+            assert_eq!(
+                schema.fields().last().unwrap().name(),
+                "_ingested_at",
+                "{}",
+                def.name
+            );
         }
         let persons = catalog.get("persons").unwrap().arrow_schema();
         for col in ["person_id", "person_id_key", "person_id_raw", "_batch"] {
@@ -294,8 +315,13 @@ type = "code"
 values = ["a"]
 synonyms = { "b" = "c" }
 "#;
-        let err = Catalog::from_files([("x.toml", bad)]).unwrap_err().to_string();
-        assert!(err.contains("x.toml") && err.contains("unknown value `c`"), "{err}");
+        let err = Catalog::from_files([("x.toml", bad)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("x.toml") && err.contains("unknown value `c`"),
+            "{err}"
+        );
         let unknown_type = "name = \"x\"\ntitle_zh = \"x\"\ntitle_en = \"x\"\ndepartment = \"x\"\n[[columns]]\nname = \"a\"\ntype = \"blob\"\n";
         assert!(Catalog::from_files([("x.toml", unknown_type)]).is_err());
     }

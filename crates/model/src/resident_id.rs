@@ -40,7 +40,9 @@ impl Sex {
 pub enum IdError {
     #[error("身份证号码为空 (ID number is empty)")]
     Empty,
-    #[error("身份证号码被 Excel 转成科学计数法，后几位已丢失 (Excel turned the ID into `{0}`; digits are lost)")]
+    #[error(
+        "身份证号码被 Excel 转成科学计数法，后几位已丢失 (Excel turned the ID into `{0}`; digits are lost)"
+    )]
     ScientificNotation(String),
     #[error("身份证号码含非法字符 `{0}` (invalid character)")]
     BadCharacter(char),
@@ -73,10 +75,7 @@ impl IdError {
 /// full-width characters into ASCII and uppercase the x.
 pub fn normalise(raw: &str) -> String {
     let half = to_halfwidth(raw);
-    let trimmed = half
-        .trim()
-        .trim_start_matches(['\'', '‘', '’', '`'])
-        .trim();
+    let trimmed = half.trim().trim_start_matches(['\'', '‘', '’', '`']).trim();
     trimmed
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '\u{200b}' && *c != '\u{feff}')
@@ -207,7 +206,11 @@ impl ResidentId {
     /// city; panics on parts that are not digits of the right length.
     pub fn from_parts(address: &str, birth: NaiveDate, sequence: u16) -> Self {
         let first17 = format!("{address}{}{sequence:03}", birth.format("%Y%m%d"));
-        assert_eq!(first17.len(), 17, "address code must be 6 digits, sequence < 1000");
+        assert_eq!(
+            first17.len(),
+            17,
+            "address code must be 6 digits, sequence < 1000"
+        );
         let mut id = [0u8; 18];
         id[..17].copy_from_slice(first17.as_bytes());
         id[17] = check_char(&id[..17]);
@@ -245,7 +248,10 @@ mod tests {
             assert_eq!(id.as_str(), s);
         }
         let old = ResidentId::parse("440524188001010014").unwrap();
-        assert_eq!(old.birth_date(), NaiveDate::from_ymd_opt(1880, 1, 1).unwrap());
+        assert_eq!(
+            old.birth_date(),
+            NaiveDate::from_ymd_opt(1880, 1, 1).unwrap()
+        );
         assert_eq!(old.sex(), Sex::Male);
         let woman = ResidentId::parse("11010519491231002X").unwrap();
         assert_eq!(woman.sex(), Sex::Female);
@@ -282,10 +288,16 @@ mod tests {
             ResidentId::parse("4.20102E+17").unwrap_err().code(),
             "id.scientific_notation"
         );
-        assert_eq!(ResidentId::parse("1101051949123100").unwrap_err(), IdError::BadLength(16));
+        assert_eq!(
+            ResidentId::parse("1101051949123100").unwrap_err(),
+            IdError::BadLength(16)
+        );
         assert_eq!(
             ResidentId::parse("110105194912310021").unwrap_err(),
-            IdError::BadCheck { expected: 'X', found: '1' }
+            IdError::BadCheck {
+                expected: 'X',
+                found: '1'
+            }
         );
         assert_eq!(
             ResidentId::parse("110105194913310021").unwrap_err().code(),

@@ -29,7 +29,10 @@ fn birth_for_age(rng: &mut Rng, age: i32) -> NaiveDate {
 }
 
 fn is_urban(county: u8) -> bool {
-    matches!(COUNTIES[county as usize].code, "420502" | "420503" | "420504" | "420505" | "420506")
+    matches!(
+        COUNTIES[county as usize].code,
+        "420502" | "420503" | "420504" | "420505" | "420506"
+    )
 }
 
 struct IdIssuer {
@@ -64,7 +67,10 @@ impl IdIssuer {
 }
 
 pub fn build(persons: u64, seed: u64) -> City {
-    let mut city = City { seed, ..Default::default() };
+    let mut city = City {
+        seed,
+        ..Default::default()
+    };
     let root = Rng::new(seed);
     populate(&mut city, &mut root.fork(1), persons);
     deaths(&mut city, &mut root.fork(2));
@@ -77,7 +83,9 @@ pub fn build(persons: u64, seed: u64) -> City {
 }
 
 fn populate(city: &mut City, rng: &mut Rng, target: u64) {
-    let mut ids = IdIssuer { used: HashSet::with_capacity(target as usize) };
+    let mut ids = IdIssuer {
+        used: HashSet::with_capacity(target as usize),
+    };
     let mut per_county = vec![0u32; COUNTIES.len()];
     while (city.persons.len() as u64) < target {
         let county = pick_county(rng);
@@ -92,15 +100,30 @@ fn populate(city: &mut City, rng: &mut Rng, target: u64) {
         }
         .min((target - city.persons.len() as u64) as usize);
         let head_age = rng.range(22, 90) as i32;
-        let head_sex = if rng.chance(0.6) { Sex::Male } else { Sex::Female };
+        let head_sex = if rng.chance(0.6) {
+            Sex::Male
+        } else {
+            Sex::Female
+        };
         let mut members: Vec<(i32, Sex)> = vec![(head_age, head_sex)];
         if size >= 2 {
-            let spouse_sex = if head_sex == Sex::Male { Sex::Female } else { Sex::Male };
-            members.push(((head_age + rng.range(0, 9) as i32 - 4).clamp(20, 95), spouse_sex));
+            let spouse_sex = if head_sex == Sex::Male {
+                Sex::Female
+            } else {
+                Sex::Male
+            };
+            members.push((
+                (head_age + rng.range(0, 9) as i32 - 4).clamp(20, 95),
+                spouse_sex,
+            ));
         }
         for _ in 2..size {
             let child_age = head_age - rng.range(22, 36) as i32;
-            let sex = if rng.chance(0.5) { Sex::Male } else { Sex::Female };
+            let sex = if rng.chance(0.5) {
+                Sex::Male
+            } else {
+                Sex::Female
+            };
             if child_age >= 0 {
                 members.push((child_age, sex));
             } else {
@@ -123,7 +146,16 @@ fn populate(city: &mut City, rng: &mut Rng, target: u64) {
             let id = ids.issue(rng, county, birth, sex);
             let legacy15 = birth.year() < 1980 && birth.year() >= 1900 && rng.chance(0.02);
             let idx = city.persons.len() as u32;
-            city.persons.push(Person { id, sex, birth, household: hh_index, flags: 0, legacy15, moved_out: None, death: None });
+            city.persons.push(Person {
+                id,
+                sex,
+                birth,
+                household: hh_index,
+                flags: 0,
+                legacy15,
+                moved_out: None,
+                death: None,
+            });
             city.households[hh_index as usize].members.push(idx);
         }
     }
@@ -137,7 +169,10 @@ fn populate(city: &mut City, rng: &mut Rng, target: u64) {
 
 /// A death and the records of it in each source (at least one).
 pub fn record_death(city: &mut City, rng: &mut Rng, person: u32, day: NaiveDate) {
-    let mut d = Death { person, ..Default::default() };
+    let mut d = Death {
+        person,
+        ..Default::default()
+    };
     if rng.chance(0.85) {
         d.cremation = Some(day);
     }
@@ -178,7 +213,11 @@ pub fn alive_months(city: &City, person: u32) -> Months {
     match city.death_of(person) {
         Some(d) => {
             let m = d.earliest();
-            if m.year() < YEAR { 0 } else { months_between(0, m.month0()) }
+            if m.year() < YEAR {
+                0
+            } else {
+                months_between(0, m.month0())
+            }
         }
         None => ALL_MONTHS,
     }
@@ -194,14 +233,23 @@ fn work_and_pensions(city: &mut City, rng: &mut Rng) {
             names::EMPLOYER_KINDS[(i / names::EMPLOYER_STEMS.len()) % names::EMPLOYER_KINDS.len()]
         );
         let name = if i >= names::EMPLOYER_STEMS.len() * names::EMPLOYER_KINDS.len() {
-            format!("{name}第{}分公司", i / (names::EMPLOYER_STEMS.len() * names::EMPLOYER_KINDS.len()))
+            format!(
+                "{name}第{}分公司",
+                i / (names::EMPLOYER_STEMS.len() * names::EMPLOYER_KINDS.len())
+            )
         } else {
             name
         };
-        city.employers.push(Employer { name, credit_code: credit_code(rng, county) });
+        city.employers.push(Employer {
+            name,
+            credit_code: credit_code(rng, county),
+        });
     }
-    let death_months: std::collections::HashMap<u32, Months> =
-        city.deaths.iter().map(|d| (d.person, alive_months(city, d.person))).collect();
+    let death_months: std::collections::HashMap<u32, Months> = city
+        .deaths
+        .iter()
+        .map(|d| (d.person, alive_months(city, d.person)))
+        .collect();
     for i in 0..city.persons.len() as u32 {
         let p = &city.persons[i as usize];
         if p.moved_out.is_some() {
@@ -216,12 +264,23 @@ fn work_and_pensions(city: &mut City, rng: &mut Rng) {
         if retired(p) {
             let enterprise = rng.chance(if is_urban(county) { 0.6 } else { 0.3 });
             let (scheme, cents) = if enterprise {
-                (PensionScheme::Enterprise, rng.range(2400, 5200) as i64 * 100)
+                (
+                    PensionScheme::Enterprise,
+                    rng.range(2400, 5200) as i64 * 100,
+                )
             } else {
                 (PensionScheme::Resident, rng.range(160, 450) as i64 * 100)
             };
-            city.pensions.push(Pension { person: i, scheme, cents, months: alive });
-            city.set(i, flag::PENSION | if enterprise { flag::ENTERPRISE } else { 0 });
+            city.pensions.push(Pension {
+                person: i,
+                scheme,
+                cents,
+                months: alive,
+            });
+            city.set(
+                i,
+                flag::PENSION | if enterprise { flag::ENTERPRISE } else { 0 },
+            );
         } else if a >= 18 {
             let draw = rng.below(100);
             if draw < 55 {
@@ -278,7 +337,8 @@ fn dibao(city: &mut City, rng: &mut Rng) {
         let hh = &city.households[h as usize];
         let poor = hh.members.iter().all(|&m| {
             let p = &city.persons[m as usize];
-            p.flags & (flag::EMPLOYED | flag::BENEFIT | flag::ENTERPRISE) == 0 && p.moved_out.is_none()
+            p.flags & (flag::EMPLOYED | flag::BENEFIT | flag::ENTERPRISE) == 0
+                && p.moved_out.is_none()
         });
         if !poor || !rng.chance(0.06) {
             continue;
@@ -296,14 +356,25 @@ fn dibao(city: &mut City, rng: &mut Rng) {
                 }
             }
         }
-        let start_month = if rng.chance(0.2) { rng.range(1, 7) as usize } else { 0 };
+        let start_month = if rng.chance(0.2) {
+            rng.range(1, 7) as usize
+        } else {
+            0
+        };
         for c in covered.iter_mut().take(start_month) {
             *c = 0;
         }
         let roster_covered = covered[11];
-        let start = if start_month > 0 { date(YEAR, start_month as u32 + 1, 1) } else { date(2015 + rng.range(0, 10) as i32, rng.range(1, 13) as u32, 1) };
+        let start = if start_month > 0 {
+            date(YEAR, start_month as u32 + 1, 1)
+        } else {
+            date(2015 + rng.range(0, 10) as i32, rng.range(1, 13) as u32, 1)
+        };
         city.dibao.push(Dibao {
-            no: format!("DB{}{:05}", COUNTIES[county as usize].code, per_county[county as usize]),
+            no: format!(
+                "DB{}{:05}",
+                COUNTIES[county as usize].code, per_county[county as usize]
+            ),
             household: h,
             members: members.clone(),
             roster_covered,
@@ -326,24 +397,59 @@ fn plate(rng: &mut Rng) -> String {
     s
 }
 
-pub fn add_vehicle(city: &mut City, rng: &mut Rng, owner: u32, kind: VehicleKind, registered: NaiveDate, deregistered: Option<NaiveDate>) {
-    city.vehicles.push(Vehicle { plate: plate(rng), kind, owner, registered, deregistered });
+pub fn add_vehicle(
+    city: &mut City,
+    rng: &mut Rng,
+    owner: u32,
+    kind: VehicleKind,
+    registered: NaiveDate,
+    deregistered: Option<NaiveDate>,
+) {
+    city.vehicles.push(Vehicle {
+        plate: plate(rng),
+        kind,
+        owner,
+        registered,
+        deregistered,
+    });
 }
 
-pub fn add_property(city: &mut City, rng: &mut Rng, owner: u32, usage: Usage, registered: NaiveDate) {
+pub fn add_property(
+    city: &mut City,
+    rng: &mut Rng,
+    owner: u32,
+    usage: Usage,
+    registered: NaiveDate,
+) {
     let hh = city.persons[owner as usize].household;
     let base = city.address(hh);
     let location = match usage {
-        Usage::Residential => format!("{}{}栋{}单元{}室", base.trim_end_matches('号'), rng.range(1, 30), rng.range(1, 5), rng.range(101, 2800)),
+        Usage::Residential => format!(
+            "{}{}栋{}单元{}室",
+            base.trim_end_matches('号'),
+            rng.range(1, 30),
+            rng.range(1, 5),
+            rng.range(101, 2800)
+        ),
         Usage::Commercial => format!("{}商铺{}号", base.trim_end_matches('号'), rng.range(1, 60)),
-        Usage::Parking => format!("{}地下车位{}号", base.trim_end_matches('号'), rng.range(1, 500)),
+        Usage::Parking => format!(
+            "{}地下车位{}号",
+            base.trim_end_matches('号'),
+            rng.range(1, 500)
+        ),
     };
     let area = match usage {
         Usage::Residential => rng.range(4500, 16000),
         Usage::Commercial => rng.range(2000, 30000),
         Usage::Parking => rng.range(1200, 3000),
     } as i64;
-    city.properties.push(Property { owner, location, area_centi: area, usage, registered });
+    city.properties.push(Property {
+        owner,
+        location,
+        area_centi: area,
+        usage,
+        registered,
+    });
 }
 
 pub fn add_business(city: &mut City, rng: &mut Rng, rep: u32, status: BizStatus) {
@@ -352,15 +458,32 @@ pub fn add_business(city: &mut City, rng: &mut Rng, rep: u32, status: BizStatus)
     let name = format!(
         "宜昌市{}{}",
         names::COMMUNITY_STEMS[n % names::COMMUNITY_STEMS.len()],
-        ["商贸有限公司", "餐饮店", "建材经营部", "农业专业合作社", "装饰工程有限公司", "便利店"][rng.below(6)]
+        [
+            "商贸有限公司",
+            "餐饮店",
+            "建材经营部",
+            "农业专业合作社",
+            "装饰工程有限公司",
+            "便利店"
+        ][rng.below(6)]
     );
     let name = format!("{name}（{}）", n + 1);
     let credit_code = credit_code(rng, county);
-    city.businesses.push(Business { name, credit_code, rep, capital_wan_centi: rng.range(1, 500) as i64 * 10_000, status });
+    city.businesses.push(Business {
+        name,
+        credit_code,
+        rep,
+        capital_wan_centi: rng.range(1, 500) as i64 * 10_000,
+        status,
+    });
 }
 
 fn random_day(rng: &mut Rng, from_year: i32, to_year: i32) -> NaiveDate {
-    date(rng.range(from_year as u64, to_year as u64 + 1) as i32, rng.range(1, 13) as u32, rng.range(1, 29) as u32)
+    date(
+        rng.range(from_year as u64, to_year as u64 + 1) as i32,
+        rng.range(1, 13) as u32,
+        rng.range(1, 29) as u32,
+    )
 }
 
 fn assets(city: &mut City, rng: &mut Rng) {
@@ -399,7 +522,12 @@ fn assets(city: &mut City, rng: &mut Rng) {
             }
         }
         if is_head {
-            for (p_own, usage, from) in [(0.7, Usage::Residential, 1998), (0.1, Usage::Residential, 2005), (0.06, Usage::Parking, 2010), (0.02, Usage::Commercial, 2005)] {
+            for (p_own, usage, from) in [
+                (0.7, Usage::Residential, 1998),
+                (0.1, Usage::Residential, 2005),
+                (0.06, Usage::Parking, 2010),
+                (0.02, Usage::Commercial, 2005),
+            ] {
                 if rng.chance(p_own) {
                     let reg = random_day(rng, from, 2024);
                     add_property(city, rng, i, usage, reg);
@@ -418,16 +546,26 @@ fn prisons(city: &mut City, rng: &mut Rng) {
             continue;
         }
         let a = age(p);
-        let rate = if p.flags & flag::PENSION != 0 { 0.002 } else { 0.0008 };
+        let rate = if p.flags & flag::PENSION != 0 {
+            0.002
+        } else {
+            0.0008
+        };
         if !(18..=80).contains(&a) || !rng.chance(rate) {
             continue;
         }
         let entry = random_day(rng, 2021, YEAR);
         let release = match rng.below(3) {
             0 => None,
-            _ => Some((entry + Duration::days(rng.range(120, 1500) as i64)).min(date(YEAR + 3, 6, 30))),
+            _ => Some(
+                (entry + Duration::days(rng.range(120, 1500) as i64)).min(date(YEAR + 3, 6, 30)),
+            ),
         };
-        city.prisons.push(Prison { person: i, entry, release });
+        city.prisons.push(Prison {
+            person: i,
+            entry,
+            release,
+        });
         city.set(i, flag::PRISON);
     }
     let terms: Vec<Prison> = city.prisons.clone();
@@ -437,8 +575,10 @@ fn prisons(city: &mut City, rng: &mut Rng) {
 /// Suspend what a prison term stops: pension months strictly between the entry month and the
 /// release month (the law pays both of those), and work and benefit while inside.
 pub fn suspend(city: &mut City, terms: &[Prison]) {
-    let by_person: std::collections::HashMap<u32, (Mon, Mon)> =
-        terms.iter().map(|t| (t.person, (mon(t.entry), t.release.map_or(Mon::MAX, mon)))).collect();
+    let by_person: std::collections::HashMap<u32, (Mon, Mon)> = terms
+        .iter()
+        .map(|t| (t.person, (mon(t.entry), t.release.map_or(Mon::MAX, mon))))
+        .collect();
     let strictly_inside = |person: u32, months: &mut Months| {
         if let Some(&(from, to)) = by_person.get(&person) {
             for k in 0..12u32 {
@@ -469,14 +609,30 @@ fn medical(city: &mut City, rng: &mut Rng) {
         let employee = p.flags & (flag::EMPLOYED | flag::ENTERPRISE) != 0;
         if employee {
             let start = random_day(rng, 2006, 2024).max(p.birth + Duration::days(18 * 366));
-            city.enrolments.push(Enrolment { person: i, scheme: MedScheme::Employee, region, start, end });
+            city.enrolments.push(Enrolment {
+                person: i,
+                scheme: MedScheme::Employee,
+                region,
+                start,
+                end,
+            });
         } else {
             let start = date(2017, 1, 1).max(p.birth);
-            city.enrolments.push(Enrolment { person: i, scheme: MedScheme::UrbanRural, region, start, end });
+            city.enrolments.push(Enrolment {
+                person: i,
+                scheme: MedScheme::UrbanRural,
+                region,
+                start,
+                end,
+            });
             if !is_urban(county) && p.birth.year() < 2010 && rng.chance(0.4) {
                 for year in 2014..=2016 {
                     if p.birth.year() <= year {
-                        city.rural_coop.push(RuralCoop { person: i, year, county });
+                        city.rural_coop.push(RuralCoop {
+                            person: i,
+                            year,
+                            county,
+                        });
                     }
                 }
             }

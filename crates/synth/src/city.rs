@@ -85,7 +85,11 @@ pub struct Death {
 impl Death {
     /// The earliest date any source gives: the death month counts from it.
     pub fn earliest(&self) -> NaiveDate {
-        [self.cremation, self.certificate, self.registry].into_iter().flatten().min().expect("a death has a source")
+        [self.cremation, self.certificate, self.registry]
+            .into_iter()
+            .flatten()
+            .min()
+            .expect("a death has a source")
     }
 }
 
@@ -283,12 +287,13 @@ impl City {
     /// A person's name, derived from the seed and index rather than stored.
     pub fn name(&self, person: u32) -> String {
         let h = mix(self.seed ^ 0x4E41_4D45, u64::from(person));
-        if h % 997 == 0 {
-            return names::MINORITY_NAMES[(h >> 16) as usize % names::MINORITY_NAMES.len()].to_string();
+        if h.is_multiple_of(997) {
+            return names::MINORITY_NAMES[(h >> 16) as usize % names::MINORITY_NAMES.len()]
+                .to_string();
         }
         let surname = names::SURNAMES[(h >> 8) as usize % names::SURNAMES.len()];
         let g1 = names::GIVEN[(h >> 20) as usize % names::GIVEN.len()];
-        if (h >> 40) % 3 == 0 {
+        if (h >> 40).is_multiple_of(3) {
             format!("{surname}{g1}")
         } else {
             let g2 = names::GIVEN[(h >> 30) as usize % names::GIVEN.len()];
@@ -316,7 +321,11 @@ impl City {
         let h = &self.households[household as usize];
         let stem = names::COMMUNITY_STEMS[h.community as usize % names::COMMUNITY_STEMS.len()];
         let county = &COUNTIES[h.county as usize];
-        let suffix = if county.code.ends_with("02") || county.code.ends_with("03") { "社区" } else { "村" };
+        let suffix = if county.code.ends_with("02") || county.code.ends_with("03") {
+            "社区"
+        } else {
+            "村"
+        };
         format!("{stem}{suffix}")
     }
 
@@ -327,7 +336,9 @@ impl City {
     }
 
     pub fn death_of(&self, person: u32) -> Option<&Death> {
-        self.persons[person as usize].death.map(|i| &self.deaths[i as usize])
+        self.persons[person as usize]
+            .death
+            .map(|i| &self.deaths[i as usize])
     }
 
     pub fn has(&self, person: u32, f: u16) -> bool {
@@ -352,7 +363,10 @@ pub fn credit_code(rng: &mut Rng, county: &str) -> String {
 }
 
 /// Positions of the items of each person, for the few lookups planting and the oracle make.
-pub fn index_by<T>(items: &[T], key: impl Fn(&T) -> u32) -> std::collections::HashMap<u32, Vec<usize>> {
+pub fn index_by<T>(
+    items: &[T],
+    key: impl Fn(&T) -> u32,
+) -> std::collections::HashMap<u32, Vec<usize>> {
     let mut idx: std::collections::HashMap<u32, Vec<usize>> = std::collections::HashMap::new();
     for (i, item) in items.iter().enumerate() {
         idx.entry(key(item)).or_default().push(i);
@@ -362,5 +376,10 @@ pub fn index_by<T>(items: &[T], key: impl Fn(&T) -> u32) -> std::collections::Ha
 
 /// Yuan with two decimals from cents.
 pub fn yuan(cents: i64) -> String {
-    format!("{}{}.{:02}", if cents < 0 { "-" } else { "" }, cents.abs() / 100, cents.abs() % 100)
+    format!(
+        "{}{}.{:02}",
+        if cents < 0 { "-" } else { "" },
+        cents.abs() / 100,
+        cents.abs() % 100
+    )
 }

@@ -25,7 +25,10 @@ pub use truth::Truth;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("writing Excel: {0}")]
     Xlsx(#[from] rust_xlsxwriter::XlsxError),
     #[error("--persons must be at least 100 (got {0})")]
@@ -34,7 +37,10 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(path: impl AsRef<Path>, source: std::io::Error) -> Error {
-        Error::Io { path: path.as_ref().to_path_buf(), source }
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -76,7 +82,10 @@ pub fn generate(config: &CityConfig, out: &Path) -> Result<Generated> {
     };
     plant::plant(&mut city, config.seed, &mut truth);
     oracle::evaluate(&city, &mut truth);
-    tracing::info!(persons = config.persons, "city built; writing department exports");
+    tracing::info!(
+        persons = config.persons,
+        "city built; writing department exports"
+    );
 
     let data_dir = out.join("data");
     if data_dir.exists() {
@@ -97,7 +106,11 @@ pub fn generate(config: &CityConfig, out: &Path) -> Result<Generated> {
         households: city.households.len(),
         files: truth.files.len() + truth.redelivered_files.len(),
         data_rows: truth.files.values().map(|f| f.data_rows).sum(),
-        hits_per_rule: truth.rules.iter().map(|(k, v)| (k.clone(), v.hits.len())).collect(),
+        hits_per_rule: truth
+            .rules
+            .iter()
+            .map(|(k, v)| (k.clone(), v.hits.len()))
+            .collect(),
         broken_rows: truth.broken_rows.len(),
         seconds: started.elapsed().as_secs_f64(),
     })

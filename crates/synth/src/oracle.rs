@@ -14,8 +14,20 @@ fn months_list(set: &BTreeSet<Mon>) -> Vec<String> {
     set.iter().map(|m| fmt_mon(*m)).collect()
 }
 
-fn hit(rule: &str, subject: String, months: &BTreeSet<Mon>, cents: Option<i64>, note: String) -> Hit {
-    Hit { rule: rule.into(), subject, months: months_list(months), amount: cents.map(yuan), note }
+fn hit(
+    rule: &str,
+    subject: String,
+    months: &BTreeSet<Mon>,
+    cents: Option<i64>,
+    note: String,
+) -> Hit {
+    Hit {
+        rule: rule.into(),
+        subject,
+        months: months_list(months),
+        amount: cents.map(yuan),
+        note,
+    }
 }
 
 /// The last day any enrolment is considered open to: the end of the ledgers' year.
@@ -64,9 +76,22 @@ fn r1(city: &City, hits: &mut Vec<Hit>) {
             }
         }
         if !months.is_empty() {
-            let dates: Vec<NaiveDate> = [d.cremation, d.certificate, d.registry].into_iter().flatten().collect();
-            let conflict = dates.iter().any(|a| dates.iter().any(|b| (*a - *b).num_days().abs() > 30));
-            let note = format!("death month {}{}", fmt_mon(death_month), if conflict { "; death sources disagree by more than 30 days" } else { "" });
+            let dates: Vec<NaiveDate> = [d.cremation, d.certificate, d.registry]
+                .into_iter()
+                .flatten()
+                .collect();
+            let conflict = dates
+                .iter()
+                .any(|a| dates.iter().any(|b| (*a - *b).num_days().abs() > 30));
+            let note = format!(
+                "death month {}{}",
+                fmt_mon(death_month),
+                if conflict {
+                    "; death sources disagree by more than 30 days"
+                } else {
+                    ""
+                }
+            );
             hits.push(hit("R1", id(city, d.person), &months, Some(cents), note));
         }
     }
@@ -124,7 +149,13 @@ fn r2(city: &City, hits: &mut Vec<Hit>) {
             }
         }
         if !months.is_empty() {
-            hits.push(hit("R2", id(city, *person), &months, None, "two basic medical insurance enrolments at once".into()));
+            hits.push(hit(
+                "R2",
+                id(city, *person),
+                &months,
+                None,
+                "two basic medical insurance enrolments at once".into(),
+            ));
         }
     }
 }
@@ -137,9 +168,18 @@ fn r3(city: &City, hits: &mut Vec<Hit>) {
     for b in &city.benefits {
         let both = b.months & worked.get(&b.person).copied().unwrap_or(0);
         if both != 0 {
-            let months: BTreeSet<Mon> = (0..12u32).filter(|k| both & (1 << k) != 0).map(mon_of_year).collect();
+            let months: BTreeSet<Mon> = (0..12u32)
+                .filter(|k| both & (1 << k) != 0)
+                .map(mon_of_year)
+                .collect();
             let cents = b.cents * i64::from(both.count_ones());
-            hits.push(hit("R3", id(city, b.person), &months, Some(cents), "unemployment benefit paid while contributions were paid".into()));
+            hits.push(hit(
+                "R3",
+                id(city, b.person),
+                &months,
+                Some(cents),
+                "unemployment benefit paid while contributions were paid".into(),
+            ));
         }
     }
 }
@@ -163,7 +203,13 @@ fn r4(city: &City, hits: &mut Vec<Hit>) {
         }
     }
     for (person, (months, cents)) in per_person {
-        hits.push(hit("R4", id(city, person), &months, Some(cents), "pension paid while serving a prison sentence".into()));
+        hits.push(hit(
+            "R4",
+            id(city, person),
+            &months,
+            Some(cents),
+            "pension paid while serving a prison sentence".into(),
+        ));
     }
 }
 
@@ -210,7 +256,11 @@ impl Incomes {
 }
 
 fn r5(city: &City, hits: &mut Vec<Hit>) {
-    let members: HashSet<u32> = city.dibao.iter().flat_map(|d| d.members.iter().copied()).collect();
+    let members: HashSet<u32> = city
+        .dibao
+        .iter()
+        .flat_map(|d| d.members.iter().copied())
+        .collect();
     let incomes = Incomes::of(city, &members);
     let vehicles = index_by(&city.vehicles, |v| v.owner);
     let properties = index_by(&city.properties, |p| p.owner);
@@ -229,7 +279,10 @@ fn r5(city: &City, hits: &mut Vec<Hit>) {
             for &member in &d.members {
                 for &v in vehicles.get(&member).into_iter().flatten() {
                     let v = &city.vehicles[v];
-                    if v.kind == VehicleKind::Car && v.registered <= last && v.deregistered.is_none_or(|x| x >= first) {
+                    if v.kind == VehicleKind::Car
+                        && v.registered <= last
+                        && v.deregistered.is_none_or(|x| x >= first)
+                    {
                         bad = true;
                         items.insert("vehicle");
                     }
@@ -238,13 +291,21 @@ fn r5(city: &City, hits: &mut Vec<Hit>) {
                     .get(&member)
                     .into_iter()
                     .flatten()
-                    .filter(|&&p| city.properties[p].usage == Usage::Residential && city.properties[p].registered <= last)
+                    .filter(|&&p| {
+                        city.properties[p].usage == Usage::Residential
+                            && city.properties[p].registered <= last
+                    })
                     .count();
                 if homes > 1 {
                     bad = true;
                     items.insert("properties");
                 }
-                if businesses.get(&member).into_iter().flatten().any(|&b| city.businesses[b].status == BizStatus::Active) {
+                if businesses
+                    .get(&member)
+                    .into_iter()
+                    .flatten()
+                    .any(|&b| city.businesses[b].status == BizStatus::Active)
+                {
                     bad = true;
                     items.insert("business");
                 }
@@ -281,16 +342,29 @@ fn r6(city: &City, hits: &mut Vec<Hit>) {
     for (person, (ent, res, res_cents)) in by_person {
         let both = ent & res;
         if both != 0 {
-            let months: BTreeSet<Mon> = (0..12u32).filter(|k| both & (1 << k) != 0).map(mon_of_year).collect();
+            let months: BTreeSet<Mon> = (0..12u32)
+                .filter(|k| both & (1 << k) != 0)
+                .map(mon_of_year)
+                .collect();
             let cents = res_cents * i64::from(both.count_ones());
-            hits.push(hit("R6", id(city, person), &months, Some(cents), "enterprise and resident pension for the same month".into()));
+            hits.push(hit(
+                "R6",
+                id(city, person),
+                &months,
+                Some(cents),
+                "enterprise and resident pension for the same month".into(),
+            ));
         }
     }
 }
 
 fn r7(city: &City, hits: &mut Vec<Hit>) {
     for d in &city.dibao {
-        let death_months: Vec<Option<Mon>> = d.members.iter().map(|&m| city.death_of(m).map(|x| mon(x.earliest()))).collect();
+        let death_months: Vec<Option<Mon>> = d
+            .members
+            .iter()
+            .map(|&m| city.death_of(m).map(|x| mon(x.earliest())))
+            .collect();
         let mut months = BTreeSet::new();
         let mut cents = 0;
         for k in 0..12usize {
@@ -298,7 +372,10 @@ fn r7(city: &City, hits: &mut Vec<Hit>) {
                 continue;
             }
             let m = mon_of_year(k as u32);
-            let dead_before = death_months.iter().filter(|x| x.is_some_and(|dm| dm < m)).count();
+            let dead_before = death_months
+                .iter()
+                .filter(|x| x.is_some_and(|dm| dm < m))
+                .count();
             let living = d.members.len() - dead_before;
             if dead_before > 0 && d.covered[k] as usize > living {
                 months.insert(m);
@@ -306,7 +383,13 @@ fn r7(city: &City, hits: &mut Vec<Hit>) {
             }
         }
         if !months.is_empty() {
-            hits.push(hit("R7", d.no.clone(), &months, Some(cents), "dibao paid for a member after the member's death".into()));
+            hits.push(hit(
+                "R7",
+                d.no.clone(),
+                &months,
+                Some(cents),
+                "dibao paid for a member after the member's death".into(),
+            ));
         }
     }
 }

@@ -5,7 +5,9 @@ use std::collections::HashSet;
 
 use chrono::{Datelike, Duration};
 
-use crate::background::{add_business, add_property, add_vehicle, alive_months, record_death, suspend};
+use crate::background::{
+    add_business, add_property, add_vehicle, alive_months, record_death, suspend,
+};
 use crate::city::*;
 use crate::names::COUNTIES;
 use crate::rng::Rng;
@@ -49,7 +51,9 @@ impl Planter<'_> {
                 && d.roster_covered as usize == d.members.len()
                 && d.members.len() >= min_members
                 && d.covered.iter().all(|&c| c as usize == d.members.len())
-                && d.members.iter().all(|&m| self.city.persons[m as usize].flags & (flag::PLANTED | flag::DEAD) == 0)
+                && d.members.iter().all(|&m| {
+                    self.city.persons[m as usize].flags & (flag::PLANTED | flag::DEAD) == 0
+                })
         })?;
         self.planted_dibao.insert(found);
         for m in self.city.dibao[found].members.clone() {
@@ -62,7 +66,11 @@ impl Planter<'_> {
 fn lone_pensioner(scheme: PensionScheme) -> impl Fn(&City, u32) -> bool {
     move |c: &City, i: u32| {
         let p = &c.persons[i as usize];
-        let want = if scheme == PensionScheme::Enterprise { flag::ENTERPRISE } else { 0 };
+        let want = if scheme == PensionScheme::Enterprise {
+            flag::ENTERPRISE
+        } else {
+            0
+        };
         p.flags & (flag::PENSION | flag::ENTERPRISE) == flag::PENSION | want
             && p.flags & (flag::DEAD | flag::PRISON | flag::DIBAO) == 0
     }
@@ -70,7 +78,12 @@ fn lone_pensioner(scheme: PensionScheme) -> impl Fn(&City, u32) -> bool {
 
 pub fn plant(city: &mut City, seed: u64, truth: &mut Truth) {
     let per_rule = (city.persons.len() / 2000).max(4);
-    let mut p = Planter { city, rng: Rng::new(seed).fork(99), truth, planted_dibao: HashSet::new() };
+    let mut p = Planter {
+        city,
+        rng: Rng::new(seed).fork(99),
+        truth,
+        planted_dibao: HashSet::new(),
+    };
     r1_deceased_pensioners(&mut p, per_rule);
     r2_duplicate_insurance(&mut p, per_rule);
     r3_benefit_while_employed(&mut p, per_rule);
@@ -83,7 +96,13 @@ pub fn plant(city: &mut City, seed: u64, truth: &mut Truth) {
 fn r1_deceased_pensioners(p: &mut Planter, n: usize) {
     let pensions = index_by(&p.city.pensions, |x| x.person);
     for i in 0..n {
-        let Some(who) = p.find(lone_pensioner(if i % 2 == 0 { PensionScheme::Enterprise } else { PensionScheme::Resident })) else { break };
+        let Some(who) = p.find(lone_pensioner(if i % 2 == 0 {
+            PensionScheme::Enterprise
+        } else {
+            PensionScheme::Resident
+        })) else {
+            break;
+        };
         p.claim(who);
         let day = date(YEAR, 1, 1) + Duration::days(p.rng.range(0, 240) as i64);
         record_death(p.city, &mut p.rng, who, day);
@@ -103,14 +122,20 @@ fn r1_deceased_pensioners(p: &mut Planter, n: usize) {
     }
     // Near misses: paid for the death month itself, and not after.
     for _ in 0..n {
-        let Some(who) = p.find(lone_pensioner(PensionScheme::Enterprise)) else { break };
+        let Some(who) = p.find(lone_pensioner(PensionScheme::Enterprise)) else {
+            break;
+        };
         let id = p.claim(who);
         let day = date(YEAR, p.rng.range(2, 12) as u32, p.rng.range(1, 28) as u32);
         record_death(p.city, &mut p.rng, who, day);
         for &k in pensions.get(&who).into_iter().flatten() {
             p.city.pensions[k].months = months_between(0, day.month0());
         }
-        p.truth.decoy("R1", &id, "pension paid for the death month itself, none after");
+        p.truth.decoy(
+            "R1",
+            &id,
+            "pension paid for the death month itself, none after",
+        );
     }
 }
 
@@ -120,56 +145,108 @@ fn r2_duplicate_insurance(p: &mut Planter, n: usize) {
         let enrol = enrol.clone();
         move |c: &City, i: u32| {
             c.persons[i as usize].flags & (flag::DEAD | flag::PRISON) == 0
-                && enrol.get(&i).is_some_and(|v| v.len() == 1 && c.enrolments[v[0]].scheme == scheme && c.enrolments[v[0]].end.is_none())
+                && enrol.get(&i).is_some_and(|v| {
+                    v.len() == 1
+                        && c.enrolments[v[0]].scheme == scheme
+                        && c.enrolments[v[0]].end.is_none()
+                })
         }
     };
     for i in 0..n {
         match i % 3 {
             0 => {
                 // Employee insurance kept while also enrolled as an urban-rural resident.
-                let Some(who) = p.find(alive_single(MedScheme::Employee)) else { continue };
+                let Some(who) = p.find(alive_single(MedScheme::Employee)) else {
+                    continue;
+                };
                 p.claim(who);
                 let region = p.city.county_of(who).code;
                 let start = date(YEAR, p.rng.range(1, 6) as u32, p.rng.range(2, 28) as u32);
                 let end = start + Duration::days(p.rng.range(70, 200) as i64);
-                p.city.enrolments.push(Enrolment { person: who, scheme: MedScheme::UrbanRural, region, start, end: Some(end) });
+                p.city.enrolments.push(Enrolment {
+                    person: who,
+                    scheme: MedScheme::UrbanRural,
+                    region,
+                    start,
+                    end: Some(end),
+                });
             }
             1 => {
                 // The same scheme in two counties: moved house and enrolled again.
-                let Some(who) = p.find(alive_single(MedScheme::UrbanRural)) else { continue };
+                let Some(who) = p.find(alive_single(MedScheme::UrbanRural)) else {
+                    continue;
+                };
                 p.claim(who);
                 let home = p.city.county_of(who).code;
-                let other = COUNTIES.iter().map(|c| c.code).find(|c| *c != home).expect("several counties");
+                let other = COUNTIES
+                    .iter()
+                    .map(|c| c.code)
+                    .find(|c| *c != home)
+                    .expect("several counties");
                 let start = date(YEAR, p.rng.range(2, 9) as u32, 1);
-                p.city.enrolments.push(Enrolment { person: who, scheme: MedScheme::UrbanRural, region: other, start, end: None });
+                p.city.enrolments.push(Enrolment {
+                    person: who,
+                    scheme: MedScheme::UrbanRural,
+                    region: other,
+                    start,
+                    end: None,
+                });
             }
             _ => {
                 // Older data: rural cooperative scheme while already insured as an employee.
-                let Some(who) = p.find(alive_single(MedScheme::Employee)) else { continue };
+                let Some(who) = p.find(alive_single(MedScheme::Employee)) else {
+                    continue;
+                };
                 p.claim(who);
                 let k = enrol[&who][0];
                 p.city.enrolments[k].start = p.city.enrolments[k].start.min(date(2012, 3, 1));
                 let county = p.city.persons[who as usize].household;
                 let county = p.city.households[county as usize].county;
-                p.city.rural_coop.push(RuralCoop { person: who, year: 2015, county });
+                p.city.rural_coop.push(RuralCoop {
+                    person: who,
+                    year: 2015,
+                    county,
+                });
             }
         }
     }
     for i in 0..n {
-        let Some(who) = p.find(alive_single(MedScheme::Employee)) else { break };
+        let Some(who) = p.find(alive_single(MedScheme::Employee)) else {
+            break;
+        };
         let id = p.claim(who);
         let k = enrol[&who][0];
         let region = p.city.enrolments[k].region;
         if i % 2 == 0 {
             let switch = date(YEAR, p.rng.range(2, 11) as u32, 1);
             p.city.enrolments[k].end = Some(switch.pred_opt().expect("valid"));
-            p.city.enrolments.push(Enrolment { person: who, scheme: MedScheme::UrbanRural, region, start: switch, end: None });
-            p.truth.decoy("R2", &id, "employee insurance ended the day before resident insurance started");
+            p.city.enrolments.push(Enrolment {
+                person: who,
+                scheme: MedScheme::UrbanRural,
+                region,
+                start: switch,
+                end: None,
+            });
+            p.truth.decoy(
+                "R2",
+                &id,
+                "employee insurance ended the day before resident insurance started",
+            );
         } else {
             let m = p.rng.range(1, 12) as u32;
             let start = date(YEAR, m, 5);
-            p.city.enrolments.push(Enrolment { person: who, scheme: MedScheme::UrbanRural, region, start, end: Some(date(YEAR, m, 26)) });
-            p.truth.decoy("R2", &id, "second enrolment overlaps for less than one full calendar month");
+            p.city.enrolments.push(Enrolment {
+                person: who,
+                scheme: MedScheme::UrbanRural,
+                region,
+                start,
+                end: Some(date(YEAR, m, 26)),
+            });
+            p.truth.decoy(
+                "R2",
+                &id,
+                "second enrolment overlaps for less than one full calendar month",
+            );
         }
     }
 }
@@ -179,7 +256,9 @@ fn r3_benefit_while_employed(p: &mut Planter, n: usize) {
     let candidate = |c: &City, i: u32| {
         c.persons[i as usize].flags & (flag::DEAD | flag::PRISON) == 0
             && c.persons[i as usize].flags & flag::BENEFIT != 0
-            && benefits.get(&i).is_some_and(|v| c.benefits[v[0]].months.count_ones() >= 2)
+            && benefits
+                .get(&i)
+                .is_some_and(|v| c.benefits[v[0]].months.count_ones() >= 2)
     };
     let employers = p.city.employers.len();
     for _ in 0..n {
@@ -207,28 +286,49 @@ fn r3_benefit_while_employed(p: &mut Planter, n: usize) {
 fn r4_pension_in_prison(p: &mut Planter, n: usize) {
     let mut suspended = Vec::new();
     for i in 0..(2 * n) {
-        let Some(who) = p.find(lone_pensioner(PensionScheme::Enterprise)) else { break };
+        let Some(who) = p.find(lone_pensioner(PensionScheme::Enterprise)) else {
+            break;
+        };
         let id = p.claim(who);
         p.city.set(who, flag::PRISON);
-        let entry = date(YEAR, p.rng.range(1, 5) as u32, p.rng.range(1, 28) as u32) - Duration::days(60);
+        let entry =
+            date(YEAR, p.rng.range(1, 5) as u32, p.rng.range(1, 28) as u32) - Duration::days(60);
         let release = match i % 3 {
             0 => None,
-            _ => Some(date(YEAR, p.rng.range(8, 12) as u32, p.rng.range(1, 28) as u32)),
+            _ => Some(date(
+                YEAR,
+                p.rng.range(8, 12) as u32,
+                p.rng.range(1, 28) as u32,
+            )),
         };
-        let term = Prison { person: who, entry, release };
+        let term = Prison {
+            person: who,
+            entry,
+            release,
+        };
         p.city.prisons.push(term.clone());
         if i >= n {
             // Near miss: the pension was suspended as it should be.
             suspended.push(term);
-            p.truth.decoy("R4", &id, "pension paid only for the entry and release months, suspended in between");
+            p.truth.decoy(
+                "R4",
+                &id,
+                "pension paid only for the entry and release months, suspended in between",
+            );
         }
     }
     // And a pensioner released before the year began.
     for _ in 0..n.div_ceil(2) {
-        let Some(who) = p.find(lone_pensioner(PensionScheme::Resident)) else { break };
+        let Some(who) = p.find(lone_pensioner(PensionScheme::Resident)) else {
+            break;
+        };
         let id = p.claim(who);
         p.city.set(who, flag::PRISON);
-        p.city.prisons.push(Prison { person: who, entry: date(YEAR - 3, 3, 10), release: Some(date(YEAR - 1, 11, 20)) });
+        p.city.prisons.push(Prison {
+            person: who,
+            entry: date(YEAR - 3, 3, 10),
+            release: Some(date(YEAR - 1, 11, 20)),
+        });
         p.truth.decoy("R4", &id, "released before the months paid");
     }
     suspend(p.city, &suspended);
@@ -240,15 +340,38 @@ fn r5_dibao_assets(p: &mut Planter, n: usize) {
         let Some(h) = p.find_dibao(1) else { break };
         let member = p.city.dibao[h].members[p.rng.below(p.city.dibao[h].members.len())];
         match i % 4 {
-            0 => add_vehicle(p.city, &mut p.rng, member, VehicleKind::Car, date(2021, 4, 18), None),
+            0 => add_vehicle(
+                p.city,
+                &mut p.rng,
+                member,
+                VehicleKind::Car,
+                date(2021, 4, 18),
+                None,
+            ),
             1 => {
-                add_property(p.city, &mut p.rng, member, Usage::Residential, date(2016, 8, 2));
-                add_property(p.city, &mut p.rng, member, Usage::Residential, date(2022, 5, 9));
+                add_property(
+                    p.city,
+                    &mut p.rng,
+                    member,
+                    Usage::Residential,
+                    date(2016, 8, 2),
+                );
+                add_property(
+                    p.city,
+                    &mut p.rng,
+                    member,
+                    Usage::Residential,
+                    date(2022, 5, 9),
+                );
             }
             2 => add_business(p.city, &mut p.rng, member, BizStatus::Active),
             _ => {
                 let size = i64::from(p.city.dibao[h].roster_covered);
-                p.city.extra_provident.push(IncomeLine { person: member, months: months_between(3, 11), cents: line * size + 20_000 });
+                p.city.extra_provident.push(IncomeLine {
+                    person: member,
+                    months: months_between(3, 11),
+                    cents: line * size + 20_000,
+                });
             }
         }
     }
@@ -258,19 +381,58 @@ fn r5_dibao_assets(p: &mut Planter, n: usize) {
         let member = p.city.dibao[h].members[0];
         match i % 4 {
             0 => {
-                add_vehicle(p.city, &mut p.rng, member, VehicleKind::Motorcycle, date(2019, 6, 1), None);
-                add_vehicle(p.city, &mut p.rng, member, VehicleKind::ThreeWheeler, date(2020, 9, 1), None);
-                p.truth.decoy("R5", &no, "member owns a motorcycle and a three-wheeler (exempt)");
+                add_vehicle(
+                    p.city,
+                    &mut p.rng,
+                    member,
+                    VehicleKind::Motorcycle,
+                    date(2019, 6, 1),
+                    None,
+                );
+                add_vehicle(
+                    p.city,
+                    &mut p.rng,
+                    member,
+                    VehicleKind::ThreeWheeler,
+                    date(2020, 9, 1),
+                    None,
+                );
+                p.truth.decoy(
+                    "R5",
+                    &no,
+                    "member owns a motorcycle and a three-wheeler (exempt)",
+                );
             }
             1 => {
-                add_vehicle(p.city, &mut p.rng, member, VehicleKind::Car, date(2012, 6, 1), Some(date(2023, 3, 15)));
-                add_property(p.city, &mut p.rng, member, Usage::Residential, date(2010, 1, 5));
+                add_vehicle(
+                    p.city,
+                    &mut p.rng,
+                    member,
+                    VehicleKind::Car,
+                    date(2012, 6, 1),
+                    Some(date(2023, 3, 15)),
+                );
+                add_property(
+                    p.city,
+                    &mut p.rng,
+                    member,
+                    Usage::Residential,
+                    date(2010, 1, 5),
+                );
                 add_property(p.city, &mut p.rng, member, Usage::Parking, date(2015, 1, 5));
-                p.truth.decoy("R5", &no, "car deregistered in 2023; one home and a parking space");
+                p.truth.decoy(
+                    "R5",
+                    &no,
+                    "car deregistered in 2023; one home and a parking space",
+                );
             }
             2 => {
                 add_business(p.city, &mut p.rng, member, BizStatus::Revoked);
-                p.truth.decoy("R5", &no, "member was legal representative of a business whose licence was revoked");
+                p.truth.decoy(
+                    "R5",
+                    &no,
+                    "member was legal representative of a business whose licence was revoked",
+                );
             }
             _ => {
                 // Income just under the line: the existing pensions plus a provident base.
@@ -285,8 +447,13 @@ fn r5_dibao_assets(p: &mut Planter, n: usize) {
                     .sum();
                 let base = line * size - existing - 1_000;
                 if base > 0 {
-                    p.city.extra_provident.push(IncomeLine { person: member, months: months_between(0, 11), cents: base });
-                    p.truth.decoy("R5", &no, "per-capita income 10 yuan under the dibao line");
+                    p.city.extra_provident.push(IncomeLine {
+                        person: member,
+                        months: months_between(0, 11),
+                        cents: base,
+                    });
+                    p.truth
+                        .decoy("R5", &no, "per-capita income 10 yuan under the dibao line");
                 }
             }
         }
@@ -296,19 +463,35 @@ fn r5_dibao_assets(p: &mut Planter, n: usize) {
 fn r6_two_pensions(p: &mut Planter, n: usize) {
     let pensions = index_by(&p.city.pensions, |x| x.person);
     for i in 0..(2 * n) {
-        let Some(who) = p.find(lone_pensioner(PensionScheme::Resident)) else { break };
+        let Some(who) = p.find(lone_pensioner(PensionScheme::Resident)) else {
+            break;
+        };
         let id = p.claim(who);
         let from = p.rng.range(0, 9) as u32;
         if i < n {
-            p.city.pensions.push(Pension { person: who, scheme: PensionScheme::Enterprise, cents: p.rng.range(2600, 4000) as i64 * 100, months: months_between(from, 11) });
+            p.city.pensions.push(Pension {
+                person: who,
+                scheme: PensionScheme::Enterprise,
+                cents: p.rng.range(2600, 4000) as i64 * 100,
+                months: months_between(from, 11),
+            });
         } else {
             // Near miss: switched from the resident scheme to the enterprise one.
             let from = from.max(1);
             for &k in pensions.get(&who).into_iter().flatten() {
                 p.city.pensions[k].months = months_between(0, from - 1);
             }
-            p.city.pensions.push(Pension { person: who, scheme: PensionScheme::Enterprise, cents: p.rng.range(2600, 4000) as i64 * 100, months: months_between(from, 11) });
-            p.truth.decoy("R6", &id, "resident pension ends the month before the enterprise pension starts");
+            p.city.pensions.push(Pension {
+                person: who,
+                scheme: PensionScheme::Enterprise,
+                cents: p.rng.range(2600, 4000) as i64 * 100,
+                months: months_between(from, 11),
+            });
+            p.truth.decoy(
+                "R6",
+                &id,
+                "resident pension ends the month before the enterprise pension starts",
+            );
         }
     }
 }
@@ -333,7 +516,11 @@ fn r7_dibao_deceased_member(p: &mut Planter, n: usize) {
             }
             d.roster_covered -= 1;
             let no = d.no.clone();
-            p.truth.decoy("R7", &no, "household size reduced from the month after the member's death");
+            p.truth.decoy(
+                "R7",
+                &no,
+                "household size reduced from the month after the member's death",
+            );
         }
     }
 }

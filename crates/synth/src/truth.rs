@@ -76,14 +76,22 @@ pub struct Truth {
 
 impl Truth {
     pub fn hit(&mut self, hit: Hit) {
-        self.rules.entry(hit.rule.clone()).or_default().hits.push(hit);
+        self.rules
+            .entry(hit.rule.clone())
+            .or_default()
+            .hits
+            .push(hit);
     }
 
     pub fn decoy(&mut self, rule: &str, subject: &str, why: &str) {
-        self.rules.entry(rule.to_string()).or_default().decoys.push(Decoy {
-            rule: rule.to_string(),
-            subject: subject.to_string(),
-            why: why.to_string(),
-        });
+        self.rules
+            .entry(rule.to_string())
+            .or_default()
+            .decoys
+            .push(Decoy {
+                rule: rule.to_string(),
+                subject: subject.to_string(),
+                why: why.to_string(),
+            });
     }
 }

@@ -9,12 +9,18 @@ use super::embedded::CONNECTORS;
 use crate::error::{Error, Result};
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.to_path_buf(), source }
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The whole flow on a generated city, in a directory of its own.
 pub async fn run(dir: &Path, persons: u64, seed: u64) -> Result<ExitCode> {
-    println!("hedui demo: 生成、接入、入湖 (generate, ingest, load) in {}", dir.display());
+    println!(
+        "hedui demo: 生成、接入、入湖 (generate, ingest, load) in {}",
+        dir.display()
+    );
     let city_dir = dir.join("city");
     let g = generate(&CityConfig { persons, seed }, &city_dir)?;
     super::generate::print_summary(&g);
@@ -31,7 +37,13 @@ pub async fn run(dir: &Path, persons: u64, seed: u64) -> Result<ExitCode> {
         std::fs::remove_dir_all(&lake).map_err(io(&lake))?;
     }
     let mappings = load_mappings(&connectors)?;
-    let report = ingest(&mappings, &IngestOptions { data_dir: g.data_dir.clone(), lake_dir: lake.clone() })?;
+    let report = ingest(
+        &mappings,
+        &IngestOptions {
+            data_dir: g.data_dir.clone(),
+            lake_dir: lake.clone(),
+        },
+    )?;
     println!();
     super::ingest::print_report(&report);
 
@@ -39,11 +51,15 @@ pub async fn run(dir: &Path, persons: u64, seed: u64) -> Result<ExitCode> {
     println!();
     println!("数据集 datasets (rows loaded):");
     for (dataset, rows) in engine.snapshot().row_counts() {
-        let title = hedui_model::Catalog::builtin().get(&dataset).map(|d| d.title_zh.clone()).unwrap_or_default();
+        let title = hedui_model::Catalog::builtin()
+            .get(&dataset)
+            .map(|d| d.title_zh.clone())
+            .unwrap_or_default();
         println!("  {dataset:<24} {title:<16} {rows:>10}");
     }
-    let truth: hedui_synth::Truth = serde_json::from_slice(&std::fs::read(&g.truth_path).map_err(io(&g.truth_path))?)
-        .expect("truth.json written by this run");
+    let truth: hedui_synth::Truth =
+        serde_json::from_slice(&std::fs::read(&g.truth_path).map_err(io(&g.truth_path))?)
+            .expect("truth.json written by this run");
     let balanced = report.files.iter().all(|f| f.counts().balanced());
     println!();
     println!(
@@ -53,6 +69,13 @@ pub async fn run(dir: &Path, persons: u64, seed: u64) -> Result<ExitCode> {
         if balanced { "yes" } else { "NO" }
     );
     println!();
-    println!("Try: hedui sql --lake {} \"SELECT source_file, source_row, reasons FROM quarantine LIMIT 10\"", lake.display());
-    Ok(if balanced { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    println!(
+        "Try: hedui sql --lake {} \"SELECT source_file, source_row, reasons FROM quarantine LIMIT 10\"",
+        lake.display()
+    );
+    Ok(if balanced {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

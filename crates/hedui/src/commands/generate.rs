@@ -18,6 +18,14 @@ pub fn print_summary(g: &Generated) {
     );
     println!("  department exports: {}", g.data_dir.display());
     println!("  truth:              {}", g.truth_path.display());
-    let hits: Vec<String> = g.hits_per_rule.iter().map(|(r, n)| format!("{r} {n}")).collect();
-    println!("  planted hits per rule: {}; deliberately broken rows: {}", hits.join(", "), g.broken_rows);
+    let hits: Vec<String> = g
+        .hits_per_rule
+        .iter()
+        .map(|(r, n)| format!("{r} {n}"))
+        .collect();
+    println!(
+        "  planted hits per rule: {}; deliberately broken rows: {}",
+        hits.join(", "),
+        g.broken_rows
+    );
 }

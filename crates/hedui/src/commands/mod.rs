@@ -15,8 +15,17 @@ mod embedded {
 pub async fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Generate { persons, seed, out } => generate::run(persons, seed, &out),
-        Command::Ingest { connectors, data, lake, report } => ingest::run(&connectors, &data, &lake, report.as_deref()),
-        Command::Sql { query, lake, format } => sql::run(&query, &lake, format).await,
+        Command::Ingest {
+            connectors,
+            data,
+            lake,
+            report,
+        } => ingest::run(&connectors, &data, &lake, report.as_deref()),
+        Command::Sql {
+            query,
+            lake,
+            format,
+        } => sql::run(&query, &lake, format).await,
         Command::Demo { dir, persons, seed } => demo::run(&dir, persons, seed).await,
     }
 }

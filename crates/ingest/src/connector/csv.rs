@@ -19,7 +19,7 @@ pub fn table<'a>(path: &'a Path, rel: &str, choice: Encoding, delimiter: u8) -> 
         .bom_sniffing(true)
         .strip_bom(true)
         .build(std::io::BufReader::with_capacity(1 << 20, file));
-    let decoded = CrlfToLf { inner: decoded, pending_cr: false };
+    let decoded = CrlfToLf::new(decoded);
     let reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -35,16 +35,34 @@ pub fn table<'a>(path: &'a Path, rel: &str, choice: Encoding, delimiter: u8) -> 
             let number = record.position().map_or(0, |p| p.line());
             let cells = record
                 .iter()
-                .map(|s| if s.is_empty() { Cell::Empty } else { Cell::Text(s.to_string()) })
+                .map(|s| {
+                    if s.is_empty() {
+                        Cell::Empty
+                    } else {
+                        Cell::Text(s.to_string())
+                    }
+                })
                 .collect();
-            Some(Ok(RawRow { number, cells }))
+            Some(Ok(RawRow {
+                number,
+                cells,
+                defect: None,
+            }))
         }
         Err(e) => {
             let line = e.position().map_or(0, |p| p.line());
-            Some(Err(Error::Unreadable { file: rel.clone(), message: format!("CSV line {line}: {e}") }))
+            Some(Err(Error::Unreadable {
+                file: rel.clone(),
+                message: format!("CSV line {line}: {e}"),
+            }))
         }
     });
-    Ok(Table { sheet: None, header: None, rows: Box::new(rows), fixed_width: true })
+    Ok(Table {
+        sheet: None,
+        header: None,
+        rows: Box::new(rows),
+        fixed_width: true,
+    })
 }
 
 /// Turns CRLF line ends into LF. The csv crate counts a CRLF record as starting on the line
@@ -52,50 +70,54 @@ pub fn table<'a>(path: &'a Path, rel: &str, choice: Encoding, delimiter: u8) -> 
 /// numbers are how a person finds a quarantined row.
 struct CrlfToLf<R> {
     inner: R,
-    pending_cr: bool,
+    buf: Box<[u8]>,
+    pos: usize,
+    len: usize,
+}
+
+impl<R> CrlfToLf<R> {
+    fn new(inner: R) -> Self {
+        CrlfToLf {
+            inner,
+            buf: vec![0u8; 64 * 1024].into_boxed_slice(),
+            pos: 0,
+            len: 0,
+        }
+    }
 }
 
 impl<R: std::io::Read> std::io::Read for CrlfToLf<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if buf.len() < 2 {
-            return self.inner.read(buf);
-        }
-        loop {
-            // Leave room for a carried `\r`.
-            let start = usize::from(self.pending_cr);
-            let n = self.inner.read(&mut buf[start..])?;
-            if self.pending_cr {
-                buf[0] = b'\r';
-            }
-            let end = start + n;
-            if n == 0 {
-                self.pending_cr = false;
-                return Ok(start);
-            }
-            let mut w = 0;
-            let mut r = 0;
-            self.pending_cr = false;
-            while r < end {
-                let b = buf[r];
-                if b == b'\r' {
-                    if r + 1 == end {
-                        self.pending_cr = true;
-                        r += 1;
-                        continue;
-                    }
-                    if buf[r + 1] == b'\n' {
-                        r += 1;
-                        continue;
-                    }
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let mut w = 0;
+        while w < out.len() {
+            if self.pos == self.len {
+                if w > 0 {
+                    break;
                 }
-                buf[w] = b;
-                w += 1;
-                r += 1;
+                self.pos = 0;
+                self.len = self.inner.read(&mut self.buf)?;
+                if self.len == 0 {
+                    break;
+                }
             }
-            if w > 0 {
-                return Ok(w);
+            let b = self.buf[self.pos];
+            if b == b'\r' {
+                if self.pos + 1 == self.len {
+                    // Look at the byte after a `\r` that ends the buffer.
+                    self.buf[0] = b'\r';
+                    self.pos = 0;
+                    self.len = 1 + self.inner.read(&mut self.buf[1..])?;
+                }
+                if self.pos + 1 < self.len && self.buf[self.pos + 1] == b'\n' {
+                    self.pos += 1;
+                    continue;
+                }
             }
+            out[w] = b;
+            w += 1;
+            self.pos += 1;
         }
+        Ok(w)
     }
 }
 
@@ -120,7 +142,9 @@ mod tests {
             }
         }
         let mut out = String::new();
-        CrlfToLf { inner: OneByte(b"a,b\r\nc\rd\r\n\r\ne\r"), pending_cr: false }.read_to_string(&mut out).unwrap();
+        CrlfToLf::new(OneByte(b"a,b\r\nc\rd\r\n\r\ne\r"))
+            .read_to_string(&mut out)
+            .unwrap();
         assert_eq!(out, "a,b\nc\rd\n\ne\r");
     }
 }

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use encoding_rs::{Encoding, GB18030, UTF_8, UTF_16BE, UTF_16LE};
 
+use crate::Result;
 use crate::error::io_at;
 use crate::mapping::Encoding as Choice;
-use crate::Result;
 
 /// The encoding of the file: a BOM decides; otherwise UTF-8 if every byte sequence of the whole
 /// file is valid UTF-8, else GB18030 (which decodes GBK and GB2312 exactly).

@@ -29,12 +29,20 @@ fn cell(d: &Data) -> Cell {
 
 /// The sheets `target` selects (its `sheet` pattern, or the first sheet), each as a table.
 pub fn tables<'a>(path: &'a Path, rel: &str, target: &Target) -> Result<Vec<Table<'a>>> {
-    let unreadable = |message: String| Error::Unreadable { file: rel.to_string(), message };
-    let mut workbook = open_workbook_auto(path).map_err(|e| unreadable(format!("not a readable Excel workbook: {e}")))?;
+    let unreadable = |message: String| Error::Unreadable {
+        file: rel.to_string(),
+        message,
+    };
+    let mut workbook = open_workbook_auto(path)
+        .map_err(|e| unreadable(format!("not a readable Excel workbook: {e}")))?;
     let names = workbook.sheet_names();
     let selected: Vec<String> = match &target.sheet {
         None => names.first().cloned().into_iter().collect(),
-        Some(m) => names.iter().filter(|n| m.is_match(n.as_str())).cloned().collect(),
+        Some(m) => names
+            .iter()
+            .filter(|n| m.is_match(n.as_str()))
+            .cloned()
+            .collect(),
     };
     if selected.is_empty() {
         return Err(unreadable(format!(
@@ -56,7 +64,11 @@ pub fn tables<'a>(path: &'a Path, rel: &str, target: &Target) -> Result<Vec<Tabl
                 // Keep column positions as a person sees them even if column A is empty.
                 let mut cells = vec![Cell::Empty; first_col as usize];
                 cells.extend(r.iter().map(cell));
-                RawRow { number: u64::from(first_row) + i as u64 + 1, cells }
+                RawRow {
+                    number: u64::from(first_row) + i as u64 + 1,
+                    cells,
+                    defect: None,
+                }
             })
             .collect();
         tables.push(Table {

@@ -26,7 +26,10 @@ fn cell(v: &Value) -> Cell {
 /// The records of a JSON document (at the target's pointer) or of an NDJSON file, as one table
 /// whose header is every key seen, in first-seen order.
 pub fn table<'a>(path: &'a Path, rel: &str, target: &Target, ndjson: bool) -> Result<Table<'a>> {
-    let unreadable = |message: String| Error::Unreadable { file: rel.to_string(), message };
+    let unreadable = |message: String| Error::Unreadable {
+        file: rel.to_string(),
+        message,
+    };
     let mut records: Vec<(u64, serde_json::Map<String, Value>)> = Vec::new();
     let mut broken: Vec<(u64, String)> = Vec::new();
     if ndjson {
@@ -44,7 +47,8 @@ pub fn table<'a>(path: &'a Path, rel: &str, target: &Target, ndjson: bool) -> Re
     } else {
         let bytes = std::fs::read(path).map_err(io_at(path))?;
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-        let doc: Value = serde_json::from_slice(bytes).map_err(|e| unreadable(format!("not valid JSON: {e}")))?;
+        let doc: Value = serde_json::from_slice(bytes)
+            .map_err(|e| unreadable(format!("not valid JSON: {e}")))?;
         let pointer = target.records.as_deref().unwrap_or("");
         let list = doc
             .pointer(pointer)
@@ -70,16 +74,32 @@ pub fn table<'a>(path: &'a Path, rel: &str, target: &Target, ndjson: bool) -> Re
         .iter()
         .map(|(n, m)| RawRow {
             number: *n,
-            cells: header.iter().map(|k| m.get(k).map_or(Cell::Empty, cell)).collect(),
+            cells: header
+                .iter()
+                .map(|k| m.get(k).map_or(Cell::Empty, cell))
+                .collect(),
+            defect: None,
         })
         .collect();
-    // A record that is not an object keeps its place as a row of one cell that fits no column,
-    // so it is quarantined rather than lost.
+    // A record that is not an object keeps its place, so it is quarantined rather than lost.
     for (n, text) in broken {
         let mut cells = vec![Cell::Empty; header.len()];
         cells.push(Cell::Text(text));
-        rows.push(RawRow { number: n, cells });
+        let defect = (
+            "记录不是 JSON 对象 (the record is not a JSON object)".to_string(),
+            "json.not_an_object",
+        );
+        rows.push(RawRow {
+            number: n,
+            cells,
+            defect: Some(defect),
+        });
     }
     rows.sort_by_key(|r| r.number);
-    Ok(Table { sheet: None, header: Some(header), rows: Box::new(rows.into_iter().map(Ok)), fixed_width: true })
+    Ok(Table {
+        sheet: None,
+        header: Some(header),
+        rows: Box::new(rows.into_iter().map(Ok)),
+        fixed_width: false,
+    })
 }

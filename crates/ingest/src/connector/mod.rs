@@ -11,14 +11,17 @@ use std::path::Path;
 
 use hedui_model::value::Cell;
 
-use crate::mapping::{Format, Mapping, Target};
 use crate::Result;
+use crate::mapping::{Format, Mapping, Target};
 
 /// One row as read, with its 1-based number in the file or sheet.
 #[derive(Debug, Clone)]
 pub struct RawRow {
     pub number: u64,
     pub cells: Vec<Cell>,
+    /// A defect the connector found in the row itself (a line that is not a JSON object): the
+    /// row is quarantined with this reason alone.
+    pub defect: Option<(String, &'static str)>,
 }
 
 pub type Rows<'a> = Box<dyn Iterator<Item = Result<RawRow>> + 'a>;

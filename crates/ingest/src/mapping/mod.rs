@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use globset::{Glob, GlobMatcher, GlobSet, GlobSetBuilder};
-use hedui_model::value::{PARSER_NAMES, Parser};
 use hedui_model::value::text::normalise_header;
+use hedui_model::value::{PARSER_NAMES, Parser};
 use hedui_model::{Catalog, ColumnType, DatasetDef};
-pub use spec::{Format, Replaces};
 use spec::{ColumnSpec, MappingFile};
+pub use spec::{Format, Replaces};
 
 use crate::error::io_at;
 use crate::{Error, Result};
@@ -122,7 +122,11 @@ pub fn load_mappings(path: &Path) -> Result<Vec<Mapping>> {
             return Err(Error::Mapping {
                 file,
                 line: 1,
-                message: format!("source id `{}` is already used by {}", mapping.id, other.path.display()),
+                message: format!(
+                    "source id `{}` is already used by {}",
+                    mapping.id,
+                    other.path.display()
+                ),
             });
         }
         mappings.push(mapping);
@@ -140,31 +144,53 @@ impl Mapping {
         };
         let spec: MappingFile = toml::from_str(text).map_err(|e| {
             let line = e.span().map_or(1, |s| line_of(text, s));
-            Error::Mapping { file: path.to_path_buf(), line, message: e.message().to_string() }
+            Error::Mapping {
+                file: path.to_path_buf(),
+                line,
+                message: e.message().to_string(),
+            }
         })?;
         let catalog = Catalog::builtin();
 
         let id = spec.source.id.get_ref().trim().to_string();
         if id.is_empty() || id.contains(['/', '\\', ':']) {
-            return Err(err(spec.source.id.span(), "source `id` must be a non-empty name without `/`, `\\` or `:`".into()));
+            return Err(err(
+                spec.source.id.span(),
+                "source `id` must be a non-empty name without `/`, `\\` or `:`".into(),
+            ));
         }
         let mut globs = GlobSetBuilder::new();
         if spec.source.files.get_ref().is_empty() {
-            return Err(err(spec.source.files.span(), "`files` lists no file pattern".into()));
+            return Err(err(
+                spec.source.files.span(),
+                "`files` lists no file pattern".into(),
+            ));
         }
         for pattern in spec.source.files.get_ref() {
-            let glob = Glob::new(pattern)
-                .map_err(|e| err(spec.source.files.span(), format!("bad file pattern `{pattern}`: {e}")))?;
+            let glob = Glob::new(pattern).map_err(|e| {
+                err(
+                    spec.source.files.span(),
+                    format!("bad file pattern `{pattern}`: {e}"),
+                )
+            })?;
             globs.add(glob);
         }
-        let globs = globs.build().map_err(|e| err(spec.source.files.span(), e.to_string()))?;
+        let globs = globs
+            .build()
+            .map_err(|e| err(spec.source.files.span(), e.to_string()))?;
         let encoding = match &spec.source.encoding {
             None => Encoding::Auto,
             Some(e) if e.get_ref().eq_ignore_ascii_case("auto") => Encoding::Auto,
             Some(e) => match encoding_rs::Encoding::for_label(e.get_ref().as_bytes()) {
                 Some(enc) => Encoding::Fixed(enc),
                 None => {
-                    return Err(err(e.span(), format!("unknown encoding `{}` (use auto, utf-8, gbk or gb18030)", e.get_ref())));
+                    return Err(err(
+                        e.span(),
+                        format!(
+                            "unknown encoding `{}` (use auto, utf-8, gbk or gb18030)",
+                            e.get_ref()
+                        ),
+                    ));
                 }
             },
         };
@@ -172,7 +198,12 @@ impl Mapping {
             None => b',',
             Some(d) if d.get_ref() == "\\t" || d.get_ref() == "\t" => b'\t',
             Some(d) if d.get_ref().len() == 1 => d.get_ref().as_bytes()[0],
-            Some(d) => return Err(err(d.span(), "`delimiter` must be one ASCII character".into())),
+            Some(d) => {
+                return Err(err(
+                    d.span(),
+                    "`delimiter` must be one ASCII character".into(),
+                ));
+            }
         };
 
         if spec.targets.is_empty() {
@@ -188,12 +219,23 @@ impl Mapping {
                     format!(
                         "unknown dataset `{}`; the datasets are: {}",
                         t.dataset.get_ref(),
-                        catalog.iter().filter(|d| !d.system).map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
+                        catalog
+                            .iter()
+                            .filter(|d| !d.system)
+                            .map(|d| d.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 )
             })?;
             if dataset.system {
-                return Err(err(t.dataset.span(), format!("`{}` is written by hedui itself, not by mappings", dataset.name)));
+                return Err(err(
+                    t.dataset.span(),
+                    format!(
+                        "`{}` is written by hedui itself, not by mappings",
+                        dataset.name
+                    ),
+                ));
             }
             let mut columns = Vec::new();
             let mut seen = HashSet::new();
@@ -205,29 +247,66 @@ impl Mapping {
                             "dataset `{}` has no column `{}`; its columns are: {}",
                             dataset.name,
                             key.get_ref(),
-                            dataset.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                            dataset
+                                .columns
+                                .iter()
+                                .map(|c| c.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     ));
                 };
                 seen.insert(def.name.clone());
-                let ColumnSpec { from, parser, required, values } = col_spec.get_ref();
+                let ColumnSpec {
+                    from,
+                    parser,
+                    required,
+                    values,
+                } = col_spec.get_ref();
                 let mut p = match parser {
                     None => def.default_parser(),
                     Some(name) if !PARSER_NAMES.contains(&name.as_str()) => {
-                        return Err(err(col_spec.span(), format!("unknown parser `{name}`; the parsers are: {}", PARSER_NAMES.join(", "))));
+                        return Err(err(
+                            col_spec.span(),
+                            format!(
+                                "unknown parser `{name}`; the parsers are: {}",
+                                PARSER_NAMES.join(", ")
+                            ),
+                        ));
                     }
                     Some(name) => def.parser_named(name).ok_or_else(|| {
-                        err(col_spec.span(), format!("parser `{name}` cannot fill column `{}` of type {:?}", def.name, def.ty))
+                        err(
+                            col_spec.span(),
+                            format!(
+                                "parser `{name}` cannot fill column `{}` of type {:?}",
+                                def.name, def.ty
+                            ),
+                        )
                     })?,
                 };
                 if !values.is_empty() {
                     if def.ty != ColumnType::Code {
-                        return Err(err(col_spec.span(), format!("`values` only applies to code columns; `{}` is not one", def.name)));
+                        return Err(err(
+                            col_spec.span(),
+                            format!(
+                                "`values` only applies to code columns; `{}` is not one",
+                                def.name
+                            ),
+                        ));
                     }
                     if let Some((k, v)) = values.iter().find(|(_, v)| !def.values.contains(v)) {
-                        return Err(err(col_spec.span(), format!("`{k}` maps to `{v}`, which is not a value of `{}` ({})", def.name, def.values.join(", "))));
+                        return Err(err(
+                            col_spec.span(),
+                            format!(
+                                "`{k}` maps to `{v}`, which is not a value of `{}` ({})",
+                                def.name,
+                                def.values.join(", ")
+                            ),
+                        ));
                     }
-                    p = Parser::Code(Arc::new(def.code_table(values.iter().map(|(k, v)| (k.as_str(), v.as_str())))));
+                    p = Parser::Code(Arc::new(
+                        def.code_table(values.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+                    ));
                 }
                 columns.push(ColumnMap {
                     column: def.name.clone(),
@@ -236,26 +315,42 @@ impl Mapping {
                     required: def.required || required.unwrap_or(false),
                 });
             }
-            if let Some(missing) = dataset.columns.iter().find(|c| c.required && !seen.contains(&c.name)) {
-                return Err(err(t_span, format!("required column `{}` of `{}` is not mapped", missing.name, dataset.name)));
+            if let Some(missing) = dataset
+                .columns
+                .iter()
+                .find(|c| c.required && !seen.contains(&c.name))
+            {
+                return Err(err(
+                    t_span,
+                    format!(
+                        "required column `{}` of `{}` is not mapped",
+                        missing.name, dataset.name
+                    ),
+                ));
             }
             // Unmapped optional columns stay empty; keep the dataset's column order.
             let ordered = dataset
                 .columns
                 .iter()
                 .map(|c| {
-                    columns.iter().find(|m| m.column == c.name).cloned().unwrap_or(ColumnMap {
-                        column: c.name.clone(),
-                        sources: Vec::new(),
-                        parser: c.default_parser(),
-                        required: false,
-                    })
+                    columns
+                        .iter()
+                        .find(|m| m.column == c.name)
+                        .cloned()
+                        .unwrap_or(ColumnMap {
+                            column: c.name.clone(),
+                            sources: Vec::new(),
+                            parser: c.default_parser(),
+                            required: false,
+                        })
                 })
                 .collect();
             let sheet = match &t.sheet {
                 None => None,
                 Some(s) => Some(
-                    Glob::new(s).map_err(|e| err(t_span.clone(), format!("bad sheet pattern `{s}`: {e}")))?.compile_matcher(),
+                    Glob::new(s)
+                        .map_err(|e| err(t_span.clone(), format!("bad sheet pattern `{s}`: {e}")))?
+                        .compile_matcher(),
                 ),
             };
             targets.push(Target {
@@ -315,7 +410,9 @@ amount = "发放金额"
         let month = t.columns.iter().find(|c| c.column == "month").unwrap();
         assert_eq!(month.sources, vec!["发放年月", "年月"]);
         let scheme = t.columns.iter().find(|c| c.column == "scheme").unwrap();
-        assert!(matches!(scheme.parser.parse(&hedui_model::value::Cell::Text("企保".into())), Ok(hedui_model::Value::Text(ref s)) if s == "enterprise"));
+        assert!(
+            matches!(scheme.parser.parse(&hedui_model::value::Cell::Text("企保".into())), Ok(hedui_model::Value::Text(ref s)) if s == "enterprise")
+        );
     }
 
     fn error_line(text: &str) -> (usize, String) {
@@ -350,7 +447,8 @@ amount = "发放金额"
         assert_eq!(line, 4);
         assert!(msg.contains("unknown field `file`"), "{msg}");
 
-        let (_, msg) = error_line(&GOOD.replace("\"企保\" = \"enterprise\"", "\"企保\" = \"company\""));
+        let (_, msg) =
+            error_line(&GOOD.replace("\"企保\" = \"enterprise\"", "\"企保\" = \"company\""));
         assert!(msg.contains("not a value of `scheme`"), "{msg}");
     }
 }

@@ -112,7 +112,10 @@ impl<'de> Deserialize<'de> for ColumnSpec {
                 f.write_str("a source column name, a list of them, or a table with `from`, `parser`, `required`, `values`")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ColumnSpec, E> {
-                Ok(ColumnSpec { from: vec![v.to_string()], ..Default::default() })
+                Ok(ColumnSpec {
+                    from: vec![v.to_string()],
+                    ..Default::default()
+                })
             }
             fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<ColumnSpec, A::Error> {
                 let mut from = Vec::new();
@@ -122,7 +125,10 @@ impl<'de> Deserialize<'de> for ColumnSpec {
                 if from.is_empty() {
                     return Err(de::Error::custom("the list names no source column"));
                 }
-                Ok(ColumnSpec { from, ..Default::default() })
+                Ok(ColumnSpec {
+                    from,
+                    ..Default::default()
+                })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ColumnSpec, A::Error> {
                 let t = ColumnTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
@@ -133,7 +139,12 @@ impl<'de> Deserialize<'de> for ColumnSpec {
                 if from.is_empty() {
                     return Err(de::Error::custom("`from` names no source column"));
                 }
-                Ok(ColumnSpec { from, parser: t.parser, required: t.required, values: t.values })
+                Ok(ColumnSpec {
+                    from,
+                    parser: t.parser,
+                    required: t.required,
+                    values: t.values,
+                })
             }
         }
         d.deserialize_any(V)

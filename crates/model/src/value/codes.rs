@@ -13,7 +13,10 @@ pub fn parse_sex(raw: &str) -> Result<Sex, ParseError> {
     match s.trim().to_ascii_uppercase().as_str() {
         "男" | "男性" | "1" | "M" | "MALE" => Ok(Sex::Male),
         "女" | "女性" | "2" | "F" | "FEMALE" => Ok(Sex::Female),
-        _ => Err(ParseError::new("sex.code", format!("无法识别的性别：{raw} (unknown sex code)"))),
+        _ => Err(ParseError::new(
+            "sex.code",
+            format!("无法识别的性别：{raw} (unknown sex code)"),
+        )),
     }
 }
 
@@ -53,30 +56,47 @@ impl CodeTable {
     }
 
     pub fn lookup(&self, raw: &str) -> Result<&str, ParseError> {
-        self.map.get(&code_key(raw)).map(String::as_str).ok_or_else(|| {
-            ParseError::new("code.unknown", format!("无法识别的代码：{raw} (unknown code)"))
-        })
+        self.map
+            .get(&code_key(raw))
+            .map(String::as_str)
+            .ok_or_else(|| {
+                ParseError::new(
+                    "code.unknown",
+                    format!("无法识别的代码：{raw} (unknown code)"),
+                )
+            })
     }
 }
 
 /// Characters of the unified social credit code (GB 32100-2015): digits and capitals without
 /// I, O, S, V, Z.
 const CREDIT_CHARS: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const CREDIT_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const CREDIT_WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 
 /// Validate and normalise a unified social credit code (统一社会信用代码).
 pub fn parse_credit_code(raw: &str) -> Result<String, ParseError> {
     let s = code_key(raw);
     let bad = |what: &str| {
-        ParseError::new("credit_code.invalid", format!("统一社会信用代码无效：{raw} ({what})"))
+        ParseError::new(
+            "credit_code.invalid",
+            format!("统一社会信用代码无效：{raw} ({what})"),
+        )
     };
     if s.chars().count() != 18 {
         return Err(bad("expected 18 characters"));
     }
-    let values: Option<Vec<u32>> =
-        s.chars().map(|c| CREDIT_CHARS.find(c).map(|i| i as u32)).collect();
+    let values: Option<Vec<u32>> = s
+        .chars()
+        .map(|c| CREDIT_CHARS.find(c).map(|i| i as u32))
+        .collect();
     let values = values.ok_or_else(|| bad("invalid character"))?;
-    let sum: u32 = values[..17].iter().zip(CREDIT_WEIGHTS).map(|(v, w)| v * w).sum();
+    let sum: u32 = values[..17]
+        .iter()
+        .zip(CREDIT_WEIGHTS)
+        .map(|(v, w)| v * w)
+        .sum();
     let check = (31 - sum % 31) % 31;
     if values[17] != check {
         return Err(bad("check character mismatch"));
@@ -111,7 +131,10 @@ mod tests {
 
     #[test]
     fn code_tables_fold_spellings() {
-        let t = CodeTable::new(["active", "deceased"], [("正常", "active"), ("死亡", "deceased"), ("1", "active")]);
+        let t = CodeTable::new(
+            ["active", "deceased"],
+            [("正常", "active"), ("死亡", "deceased"), ("1", "active")],
+        );
         assert_eq!(t.lookup(" 正常 ").unwrap(), "active");
         assert_eq!(t.lookup("ACTIVE").unwrap(), "active");
         assert_eq!(t.lookup("１").unwrap(), "active");
@@ -121,7 +144,10 @@ mod tests {
     #[test]
     fn credit_codes() {
         // A published example code with a valid check character.
-        assert_eq!(parse_credit_code("91350100M000100Y43").unwrap(), "91350100M000100Y43");
+        assert_eq!(
+            parse_credit_code("91350100M000100Y43").unwrap(),
+            "91350100M000100Y43"
+        );
         assert!(parse_credit_code("91350100M000100Y44").is_err());
         assert!(parse_credit_code("91350100M000100Y4").is_err());
         let first17 = "91420500MA4ABCDE1";

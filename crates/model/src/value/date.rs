@@ -14,7 +14,10 @@ fn excel_epoch() -> NaiveDate {
 /// Date from an Excel serial number (days, fraction = time of day, ignored).
 pub fn from_excel_serial(serial: f64) -> Result<NaiveDate, ParseError> {
     if !(1.0..=2_958_465.0).contains(&serial) {
-        return Err(ParseError::new("date.serial", format!("Excel 日期序号超出范围：{serial}")));
+        return Err(ParseError::new(
+            "date.serial",
+            format!("Excel 日期序号超出范围：{serial}"),
+        ));
     }
     let days = serial.floor() as i64;
     // Serials 1..=60 count the phantom 1900-02-29, so they sit one day later.
@@ -41,7 +44,12 @@ pub fn parse_date(raw: &str) -> Result<NaiveDate, ParseError> {
     let s = s.trim();
     // Drop a time of day: "2023-05-07 00:00:00", "2023-05-07T08:00".
     let s = s.split([' ', 'T']).next().unwrap_or(s);
-    let bad = || ParseError::new("date.form", format!("无法识别的日期：{raw} (unrecognised date)"));
+    let bad = || {
+        ParseError::new(
+            "date.form",
+            format!("无法识别的日期：{raw} (unrecognised date)"),
+        )
+    };
     if s.chars().all(|c| c.is_ascii_digit() || c == '.') && !s.contains("..") {
         let digits_only = s.chars().all(|c| c.is_ascii_digit());
         if digits_only && s.len() == 8 {
@@ -76,7 +84,12 @@ pub fn parse_date(raw: &str) -> Result<NaiveDate, ParseError> {
 pub fn parse_month(raw: &str) -> Result<NaiveDate, ParseError> {
     let s = to_halfwidth(raw);
     let s = s.trim();
-    let bad = || ParseError::new("month.form", format!("无法识别的年月：{raw} (unrecognised year-month)"));
+    let bad = || {
+        ParseError::new(
+            "month.form",
+            format!("无法识别的年月：{raw} (unrecognised year-month)"),
+        )
+    };
     let month = |y: &str, m: &str| -> Result<NaiveDate, ParseError> {
         let y: i32 = y.parse().map_err(|_| bad())?;
         let m: u32 = m.parse().map_err(|_| bad())?;
@@ -138,7 +151,15 @@ mod tests {
 
     #[test]
     fn every_month_form() {
-        for raw in ["202305", "2023-05", "2023/5", "2023.05", "2023年05月", "2023年5月", "2023-05-19"] {
+        for raw in [
+            "202305",
+            "2023-05",
+            "2023/5",
+            "2023.05",
+            "2023年05月",
+            "2023年5月",
+            "2023-05-19",
+        ] {
             assert_eq!(parse_month(raw).unwrap(), d(2023, 5, 1), "{raw}");
         }
         assert_eq!(parse_month("202313").unwrap_err().code, "month.form");

@@ -78,7 +78,10 @@ pub struct ParseError {
 
 impl ParseError {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        ParseError { code, message: message.into() }
+        ParseError {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -145,9 +148,13 @@ impl Parser {
             return Ok(Value::Null);
         }
         match (self, cell) {
-            (Parser::Date, Cell::Date(d)) | (Parser::Month, Cell::Date(d)) => Ok(Value::Date(
-                if matches!(self, Parser::Month) { first_of_month(*d) } else { *d },
-            )),
+            (Parser::Date, Cell::Date(d)) | (Parser::Month, Cell::Date(d)) => {
+                Ok(Value::Date(if matches!(self, Parser::Month) {
+                    first_of_month(*d)
+                } else {
+                    *d
+                }))
+            }
             (Parser::Date, Cell::Number(n)) => date::from_excel_serial(*n).map(Value::Date),
             (Parser::Month, Cell::Number(n)) if *n >= 100_000.0 => {
                 date::parse_month(&format_number(*n)).map(Value::Date)
@@ -218,18 +225,39 @@ mod tests {
     #[test]
     fn spreadsheet_cells() {
         let d = NaiveDate::from_ymd_opt(2023, 5, 7).unwrap();
-        assert_eq!(Parser::Date.parse(&Cell::Number(45053.0)).unwrap(), Value::Date(d));
+        assert_eq!(
+            Parser::Date.parse(&Cell::Number(45053.0)).unwrap(),
+            Value::Date(d)
+        );
         assert_eq!(
             Parser::Month.parse(&Cell::Number(202305.0)).unwrap(),
             Value::Date(NaiveDate::from_ymd_opt(2023, 5, 1).unwrap())
         );
-        assert_eq!(Parser::Decimal { scale: 2 }.parse(&Cell::Number(1234.5)).unwrap(), Value::Decimal(123_450));
-        assert_eq!(Parser::Int.parse(&Cell::Number(3.0)).unwrap(), Value::Int(3));
-        let legacy = Parser::ResidentId.parse(&Cell::Number(370986890623212.0)).unwrap();
-        assert_eq!(legacy, Value::Id(ResidentId::parse("370986198906232123").unwrap()));
-        let mangled = Parser::ResidentId.parse(&Cell::Number(420102198001011234.0)).unwrap_err();
+        assert_eq!(
+            Parser::Decimal { scale: 2 }
+                .parse(&Cell::Number(1234.5))
+                .unwrap(),
+            Value::Decimal(123_450)
+        );
+        assert_eq!(
+            Parser::Int.parse(&Cell::Number(3.0)).unwrap(),
+            Value::Int(3)
+        );
+        let legacy = Parser::ResidentId
+            .parse(&Cell::Number(370986890623212.0))
+            .unwrap();
+        assert_eq!(
+            legacy,
+            Value::Id(ResidentId::parse("370986198906232123").unwrap())
+        );
+        let mangled = Parser::ResidentId
+            .parse(&Cell::Number(420102198001011234.0))
+            .unwrap_err();
         assert_eq!(mangled.code, "id.scientific_notation");
-        assert_eq!(Parser::Text.parse(&Cell::Text("  ".into())).unwrap(), Value::Null);
+        assert_eq!(
+            Parser::Text.parse(&Cell::Text("  ".into())).unwrap(),
+            Value::Null
+        );
     }
 
     #[test]

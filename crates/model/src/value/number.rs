@@ -21,7 +21,12 @@ fn strip_number(raw: &str) -> String {
 /// silently.
 pub fn parse_decimal(raw: &str, scale: u32) -> Result<i128, ParseError> {
     let s = strip_number(raw);
-    let bad = || ParseError::new("number.form", format!("无法识别的数值：{raw} (not a number)"));
+    let bad = || {
+        ParseError::new(
+            "number.form",
+            format!("无法识别的数值：{raw} (not a number)"),
+        )
+    };
     let (neg, body) = match s.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, s.strip_prefix('+').unwrap_or(&s)),
@@ -41,10 +46,17 @@ pub fn parse_decimal(raw: &str, scale: u32) -> Result<i128, ParseError> {
             format!("小数位过多：{raw} (more than {scale} decimal places)"),
         ));
     }
-    let int_val: i128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| bad())? };
+    let int_val: i128 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| bad())?
+    };
     let mut frac_val: i128 = 0;
     for i in 0..scale as usize {
-        let digit = frac_trimmed.as_bytes().get(i).map_or(0, |b| i128::from(b - b'0'));
+        let digit = frac_trimmed
+            .as_bytes()
+            .get(i)
+            .map_or(0, |b| i128::from(b - b'0'));
         frac_val = frac_val * 10 + digit;
     }
     let v = int_val * 10i128.pow(scale) + frac_val;
@@ -63,8 +75,12 @@ pub fn decimal_from_f64(v: f64, scale: u32) -> Result<i128, ParseError> {
 pub fn parse_int(raw: &str) -> Result<i64, ParseError> {
     let s = strip_number(raw);
     let s = s.strip_suffix(".0").unwrap_or(&s);
-    s.parse()
-        .map_err(|_| ParseError::new("int.form", format!("无法识别的整数：{raw} (not a whole number)")))
+    s.parse().map_err(|_| {
+        ParseError::new(
+            "int.form",
+            format!("无法识别的整数：{raw} (not a whole number)"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -85,7 +101,10 @@ mod tests {
         ] {
             assert_eq!(parse_decimal(raw, 2).unwrap(), cents, "{raw}");
         }
-        assert_eq!(parse_decimal("12.345", 2).unwrap_err().code, "number.precision");
+        assert_eq!(
+            parse_decimal("12.345", 2).unwrap_err().code,
+            "number.precision"
+        );
         assert_eq!(parse_decimal("12元5角", 2).unwrap_err().code, "number.form");
         assert_eq!(parse_decimal("abc", 2).unwrap_err().code, "number.form");
         assert_eq!(decimal_from_f64(1234.4999999, 2).unwrap(), 123_450);

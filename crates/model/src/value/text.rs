@@ -22,7 +22,13 @@ const MIDDLE_DOTS: &[char] = &[
 pub fn normalise_name(raw: &str) -> String {
     raw.chars()
         .filter(|c| !c.is_whitespace() && *c != '\u{200b}' && *c != '\u{feff}')
-        .map(|c| if MIDDLE_DOTS.contains(&c) { '\u{00B7}' } else { c })
+        .map(|c| {
+            if MIDDLE_DOTS.contains(&c) {
+                '\u{00B7}'
+            } else {
+                c
+            }
+        })
         .map(|c| match c {
             '\u{FF21}'..='\u{FF3A}' | '\u{FF41}'..='\u{FF5A}' => {
                 char::from_u32(c as u32 - 0xFEE0).unwrap_or(c)
@@ -56,7 +62,11 @@ mod tests {
         assert_eq!(normalise_name("  张三 "), "张三");
         assert_eq!(normalise_name("张\u{3000}三"), "张三");
         for dot in ["·", "•", "‧", "・", "･", "．", "."] {
-            assert_eq!(normalise_name(&format!("买买提{dot}艾力")), "买买提·艾力", "{dot}");
+            assert_eq!(
+                normalise_name(&format!("买买提{dot}艾力")),
+                "买买提·艾力",
+                "{dot}"
+            );
         }
         assert_eq!(normalise_name("ＬＩ　Ｍｉｎｇ"), "LIMing");
     }
@@ -64,7 +74,10 @@ mod tests {
     #[test]
     fn halfwidth_and_headers() {
         assert_eq!(to_halfwidth("１２３ＡＢｃ"), "123ABc");
-        assert_eq!(normalise_text("  宜昌市\u{3000}西陵区  学院街道 "), "宜昌市 西陵区 学院街道");
+        assert_eq!(
+            normalise_text("  宜昌市\u{3000}西陵区  学院街道 "),
+            "宜昌市 西陵区 学院街道"
+        );
         assert_eq!(normalise_header(" 身份证\n号码* "), "身份证号码");
         assert_eq!(normalise_header("\u{feff}个人编号"), "个人编号");
     }

@@ -57,7 +57,8 @@ impl CsvOut {
         let f = File::create(&path).map_err(|e| Error::io(&path, e))?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
         if enc == Enc::Utf8Bom {
-            w.write_all(b"\xEF\xBB\xBF").map_err(|e| Error::io(&path, e))?;
+            w.write_all(b"\xEF\xBB\xBF")
+                .map_err(|e| Error::io(&path, e))?;
         }
         Ok(CsvOut {
             rel: rel.to_string(),
@@ -82,10 +83,12 @@ impl CsvOut {
         }
         self.buf.push_str("\r\n");
         let bytes: std::borrow::Cow<[u8]> = match self.enc {
-            Enc::Gbk => encoding_rs::GBK.encode(&self.buf).0,
+            Enc::Gbk => encoding_rs::GB18030.encode(&self.buf).0,
             _ => std::borrow::Cow::Borrowed(self.buf.as_bytes()),
         };
-        self.w.write_all(&bytes).map_err(|e| Error::io(&self.rel, e))?;
+        self.w
+            .write_all(&bytes)
+            .map_err(|e| Error::io(&self.rel, e))?;
         self.line += 1;
         Ok(self.line)
     }
@@ -103,7 +106,11 @@ impl CsvOut {
     /// A row repeated verbatim right after itself.
     pub fn duplicate(&mut self, fields: &[&str]) -> Result<()> {
         let line = self.row(fields)?;
-        self.duplicates.push(DuplicateRow { file: self.rel.clone(), sheet: None, row: line });
+        self.duplicates.push(DuplicateRow {
+            file: self.rel.clone(),
+            sheet: None,
+            row: line,
+        });
         Ok(())
     }
 
@@ -125,11 +132,18 @@ impl CsvOut {
     pub fn misaligned(&mut self, fields: &[&str], at: usize) -> Result<()> {
         let mut f: Vec<String> = fields.iter().map(|s| s.to_string()).collect();
         let split = f[at].clone();
-        let cut = split.char_indices().nth(split.chars().count() / 2).map_or(0, |(i, _)| i);
+        let cut = split
+            .char_indices()
+            .nth(split.chars().count() / 2)
+            .map_or(0, |(i, _)| i);
         f[at] = split[..cut].to_string();
         f.insert(at + 1, split[cut..].to_string());
         let refs: Vec<&str> = f.iter().map(String::as_str).collect();
-        self.broken(&refs, "row.misaligned", "unquoted comma in a field shifts the columns")
+        self.broken(
+            &refs,
+            "row.misaligned",
+            "unquoted comma in a field shifts the columns",
+        )
     }
 
     pub fn finish(mut self, truth: &mut Truth) -> Result<()> {
@@ -138,7 +152,11 @@ impl CsvOut {
         truth.duplicate_rows.append(&mut self.duplicates);
         truth.files.insert(
             self.rel.clone(),
-            FileTruth { dataset: vec![self.dataset.clone()], data_rows: self.data_rows, encoding: self.enc.name().into() },
+            FileTruth {
+                dataset: vec![self.dataset.clone()],
+                data_rows: self.data_rows,
+                encoding: self.enc.name().into(),
+            },
         );
         Ok(())
     }

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use chrono::Datelike;
 use rust_xlsxwriter::Workbook;
 
+use super::Exporter;
 use super::csv_out::{CsvOut, Enc};
 use super::habits;
 use super::xlsx_out::{SheetOut, XCell};
-use super::Exporter;
 use crate::city::*;
 use crate::names::{self, COUNTIES};
 use crate::rng::Rng;
@@ -54,7 +54,14 @@ fn refs(v: &[String]) -> Vec<&str> {
 
 /// Write a CSV row with its fate. `id_col` is where the resident ID is; `breakers` are the ways
 /// this file's rows get broken, chosen in turn.
-fn emit(out: &mut CsvOut, fates: &mut Fates, rng: &mut Rng, row: Vec<String>, id_col: usize, breakers: &[Breaker]) -> Result<()> {
+fn emit(
+    out: &mut CsvOut,
+    fates: &mut Fates,
+    rng: &mut Rng,
+    row: Vec<String>,
+    id_col: usize,
+    breakers: &[Breaker],
+) -> Result<()> {
     match fates.next(rng) {
         Fate::Normal => out.row(&refs(&row)).map(|_| ()),
         Fate::Duplicate => {
@@ -66,9 +73,14 @@ fn emit(out: &mut CsvOut, fates: &mut Fates, rng: &mut Rng, row: Vec<String>, id
             let mut bad = row.clone();
             match b {
                 Breaker::Check => {
-                    let id = hedui_model::ResidentId::parse(&row[id_col]).expect("generated IDs are valid");
+                    let id = hedui_model::ResidentId::parse(&row[id_col])
+                        .expect("generated IDs are valid");
                     bad[id_col] = habits::broken_id(&id);
-                    out.broken(&refs(&bad), "id.bad_check", "ID typed with a wrong check character")?;
+                    out.broken(
+                        &refs(&bad),
+                        "id.bad_check",
+                        "ID typed with a wrong check character",
+                    )?;
                 }
                 Breaker::Missing => {
                     bad[id_col] = String::new();
@@ -77,7 +89,11 @@ fn emit(out: &mut CsvOut, fates: &mut Fates, rng: &mut Rng, row: Vec<String>, id
                 Breaker::Short => {
                     let id = hedui_model::ResidentId::parse(&row[id_col]).expect("valid");
                     bad[id_col] = id.as_str()[..17].to_string();
-                    out.broken(&refs(&bad), "id.bad_length", "ID missing its last character")?;
+                    out.broken(
+                        &refs(&bad),
+                        "id.bad_length",
+                        "ID missing its last character",
+                    )?;
                 }
                 Breaker::Date(col) => {
                     bad[col] = "2025-02-30".into();
@@ -89,7 +105,11 @@ fn emit(out: &mut CsvOut, fates: &mut Fates, rng: &mut Rng, row: Vec<String>, id
                 }
                 Breaker::Code(col) => {
                     bad[col] = "待定".into();
-                    out.broken(&refs(&bad), "code.unknown", "a code the department never defined")?;
+                    out.broken(
+                        &refs(&bad),
+                        "code.unknown",
+                        "a code the department never defined",
+                    )?;
                 }
                 Breaker::Misaligned(col) => out.misaligned(&refs(&bad), col)?,
             }
@@ -132,7 +152,17 @@ pub fn write_all(ex: &mut Exporter) -> Result<()> {
 fn registry(ex: &mut Exporter) -> Result<()> {
     let rel = format!("公安/户籍人口_{}0105.csv", YEAR + 1);
     let mut out = CsvOut::create(&ex.root, &rel, "persons", Enc::Utf8Bom)?;
-    out.layout(&["公民身份号码", "姓名", "性别", "出生日期", "户号", "住址", "行政区划代码", "人口状态", "注销日期"])?;
+    out.layout(&[
+        "公民身份号码",
+        "姓名",
+        "性别",
+        "出生日期",
+        "户号",
+        "住址",
+        "行政区划代码",
+        "人口状态",
+        "注销日期",
+    ])?;
     let mut fates = Fates::new();
     let city = ex.city;
     for (i, p) in city.persons.iter().enumerate() {
@@ -146,7 +176,12 @@ fn registry(ex: &mut Exporter) -> Result<()> {
         let row = vec![
             habits::id(&mut ex.rng, &p.id, p.legacy15),
             city.name(i),
-            if p.sex == hedui_model::Sex::Male { "男" } else { "女" }.to_string(),
+            if p.sex == hedui_model::Sex::Male {
+                "男"
+            } else {
+                "女"
+            }
+            .to_string(),
             p.birth.format("%Y%m%d").to_string(),
             hh.no.clone(),
             city.address(p.household),
@@ -155,7 +190,18 @@ fn registry(ex: &mut Exporter) -> Result<()> {
             cancel,
         ];
         let breakers = [Breaker::Check, Breaker::Misaligned(5), Breaker::Code(7)];
-        emit(&mut out, &mut fates, &mut ex.rng, row, 0, if p.legacy15 { &breakers[1..] } else { &breakers })?;
+        emit(
+            &mut out,
+            &mut fates,
+            &mut ex.rng,
+            row,
+            0,
+            if p.legacy15 {
+                &breakers[1..]
+            } else {
+                &breakers
+            },
+        )?;
     }
     out.finish(ex.truth)
 }
@@ -164,55 +210,116 @@ fn cremations(ex: &mut Exporter) -> Result<()> {
     let rel = format!("民政/殡葬火化登记_{YEAR}.xlsx");
     let city = ex.city;
     let mut wb = Workbook::new();
-    let header = ["序号", "逝者姓名", "身份证号码", "性别", "死亡日期", "火化日期", "殡仪馆"];
+    let header = [
+        "序号",
+        "逝者姓名",
+        "身份证号码",
+        "性别",
+        "死亡日期",
+        "火化日期",
+        "殡仪馆",
+    ];
     let mut total_rows = 0;
     for (half, months) in [("上半年", 0..6u32), ("下半年", 6..12u32)] {
         let title = format!("宜昌市{YEAR}年殡葬火化登记表（{half}）");
         let ws = wb.add_worksheet();
-        let mut sheet = SheetOut::new(ws, &rel, half, "cremations", &title, "填报单位：宜昌市民政局殡葬管理所", &header)?;
+        let mut sheet = SheetOut::new(
+            ws,
+            &rel,
+            half,
+            "cremations",
+            &title,
+            "填报单位：宜昌市民政局殡葬管理所",
+            &header,
+        )?;
         let mut n = 0;
         let mut fates = Fates::new();
-        for d in city.deaths.iter().filter(|d| d.cremation.is_some_and(|c| c.year() == YEAR && months.contains(&c.month0()))) {
+        for d in city.deaths.iter().filter(|d| {
+            d.cremation
+                .is_some_and(|c| c.year() == YEAR && months.contains(&c.month0()))
+        }) {
             let day = d.cremation.expect("filtered");
             let p = &city.persons[d.person as usize];
             n += 1;
-            let death_cell = if ex.rng.chance(0.7) { XCell::Date(day) } else { XCell::Text(habits::date(&mut ex.rng, day, &["cn", "dot", "iso"])) };
+            let death_cell = if ex.rng.chance(0.7) {
+                XCell::Date(day)
+            } else {
+                XCell::Text(habits::date(&mut ex.rng, day, &["cn", "dot", "iso"]))
+            };
             let cells = |id: XCell, death: XCell| {
                 vec![
                     XCell::Number(n as f64),
                     XCell::Text(city.name(d.person)),
                     id,
-                    XCell::Text(if p.sex == hedui_model::Sex::Male { "男" } else { "女" }.into()),
+                    XCell::Text(
+                        if p.sex == hedui_model::Sex::Male {
+                            "男"
+                        } else {
+                            "女"
+                        }
+                        .into(),
+                    ),
                     death,
                     XCell::Date(day + chrono::Duration::days(2)),
-                    XCell::Text(names::FUNERAL_HOMES[d.person as usize % names::FUNERAL_HOMES.len()].into()),
+                    XCell::Text(
+                        names::FUNERAL_HOMES[d.person as usize % names::FUNERAL_HOMES.len()].into(),
+                    ),
                 ]
             };
             if fates.next(&mut ex.rng) == Fate::Break {
                 if ex.rng.chance(0.5) {
                     // Typed into a General cell: Excel keeps 15 digits and shows 4.20502E+17.
                     let number: f64 = p.id.as_str()[..17].parse::<f64>().expect("digits") * 10.0;
-                    sheet.broken(&cells(XCell::Number(number), XCell::Date(day)), "id.scientific_notation", "ID stored as a number by Excel")?;
+                    sheet.broken(
+                        &cells(XCell::Number(number), XCell::Date(day)),
+                        "id.scientific_notation",
+                        "ID stored as a number by Excel",
+                    )?;
                 } else {
-                    sheet.broken(&cells(XCell::Text(p.id.to_string()), XCell::Text(format!("{YEAR}年2月30日"))), "date.invalid", "a death date that does not exist")?;
+                    sheet.broken(
+                        &cells(
+                            XCell::Text(p.id.to_string()),
+                            XCell::Text(format!("{YEAR}年2月30日")),
+                        ),
+                        "date.invalid",
+                        "a death date that does not exist",
+                    )?;
                 }
             }
-            sheet.row(&cells(XCell::Text(habits::id(&mut ex.rng, &p.id, false)), death_cell))?;
+            sheet.row(&cells(
+                XCell::Text(habits::id(&mut ex.rng, &p.id, false)),
+                death_cell,
+            ))?;
         }
-        sheet.total(&[XCell::Text("合计".into()), XCell::Text(String::new()), XCell::Text(format!("共{n}人"))])?;
+        sheet.total(&[
+            XCell::Text("合计".into()),
+            XCell::Text(String::new()),
+            XCell::Text(format!("共{n}人")),
+        ])?;
         total_rows += sheet.finish(ex.truth);
     }
     let path = ex.path(&rel);
     std::fs::create_dir_all(path.parent().expect("dir")).map_err(|e| Error::io(&path, e))?;
     wb.save(&path)?;
-    ex.truth.files.insert(rel, FileTruth { dataset: vec!["cremations".into()], data_rows: total_rows, encoding: "xlsx".into() });
+    ex.truth.files.insert(
+        rel,
+        FileTruth {
+            dataset: vec!["cremations".into()],
+            data_rows: total_rows,
+            encoding: "xlsx".into(),
+        },
+    );
     Ok(())
 }
 
 fn death_certificates(ex: &mut Exporter) -> Result<()> {
     const PAGE: usize = 500;
     let city = ex.city;
-    let records: Vec<&Death> = city.deaths.iter().filter(|d| d.certificate.is_some()).collect();
+    let records: Vec<&Death> = city
+        .deaths
+        .iter()
+        .filter(|d| d.certificate.is_some())
+        .collect();
     let total = records.len();
     let pages = total.div_ceil(PAGE).max(1);
     let mut fates = Fates::new();
@@ -232,7 +339,11 @@ fn death_certificates(ex: &mut Exporter) -> Result<()> {
                     "jgmc": names::HOSPITALS[d.person as usize % names::HOSPITALS.len()],
                 })
             };
-            let swrq = if ex.rng.chance(0.5) { day.format("%Y-%m-%d").to_string() } else { day.format("%Y%m%d").to_string() };
+            let swrq = if ex.rng.chance(0.5) {
+                day.format("%Y-%m-%d").to_string()
+            } else {
+                day.format("%Y%m%d").to_string()
+            };
             if fates.next(&mut ex.rng) == Fate::Break {
                 list.push(rec(habits::broken_id(&p.id), swrq.clone()));
                 broken.push(crate::truth::BrokenRow {
@@ -257,7 +368,14 @@ fn death_certificates(ex: &mut Exporter) -> Result<()> {
         let body = serde_json::to_vec_pretty(&doc).expect("json");
         std::fs::write(&path, &body).map_err(|e| Error::io(&path, e))?;
         ex.truth.broken_rows.extend(broken);
-        ex.truth.files.insert(rel.clone(), FileTruth { dataset: vec!["death_certificates".into()], data_rows: n as u64, encoding: "UTF-8".into() });
+        ex.truth.files.insert(
+            rel.clone(),
+            FileTruth {
+                dataset: vec!["death_certificates".into()],
+                data_rows: n as u64,
+                encoding: "UTF-8".into(),
+            },
+        );
         if page == 0 {
             // The API was pulled twice: the same page arrives again, byte for byte.
             let again = "卫健/死亡医学证明/重新推送/page-0001.json".to_string();
@@ -277,34 +395,78 @@ fn dibao_roster(ex: &mut Exporter) -> Result<()> {
     let mut households_rows = 0;
     {
         let ws = wb.add_worksheet();
-        let header = ["户编号", "户主姓名", "户主身份证号", "保障人数", "月保障金额", "街道", "社区", "起始年月"];
-        let mut sheet = SheetOut::new(ws, &rel, "低保家庭", "dibao_households", "宜昌市城乡最低生活保障家庭名册", "单位：人、元", &header)?;
+        let header = [
+            "户编号",
+            "户主姓名",
+            "户主身份证号",
+            "保障人数",
+            "月保障金额",
+            "街道",
+            "社区",
+            "起始年月",
+        ];
+        let mut sheet = SheetOut::new(
+            ws,
+            &rel,
+            "低保家庭",
+            "dibao_households",
+            "宜昌市城乡最低生活保障家庭名册",
+            "单位：人、元",
+            &header,
+        )?;
         let (mut people, mut money) = (0.0, 0.0);
         for d in &city.dibao {
             let head = d.members[0];
             let amount = (i64::from(d.roster_covered) * d.cents_per_person) as f64 / 100.0;
             people += f64::from(d.roster_covered);
             money += amount;
-            let covered = if ex.rng.chance(0.3) { XCell::Text(d.roster_covered.to_string()) } else { XCell::Number(f64::from(d.roster_covered)) };
+            let covered = if ex.rng.chance(0.3) {
+                XCell::Text(d.roster_covered.to_string())
+            } else {
+                XCell::Number(f64::from(d.roster_covered))
+            };
             sheet.row(&[
                 XCell::Text(d.no.clone()),
                 XCell::Text(habits::name(&mut ex.rng, &city.name(head))),
-                XCell::Text(habits::id(&mut ex.rng, &city.persons[head as usize].id, false)),
+                XCell::Text(habits::id(
+                    &mut ex.rng,
+                    &city.persons[head as usize].id,
+                    false,
+                )),
                 covered,
                 XCell::Number(amount),
                 XCell::Text(city.subdistrict(d.household).into()),
                 XCell::Text(city.community(d.household)),
-                XCell::Text(habits::month(&mut ex.rng, d.start.year(), d.start.month(), &["iso", "compact"])),
+                XCell::Text(habits::month(
+                    &mut ex.rng,
+                    d.start.year(),
+                    d.start.month(),
+                    &["iso", "compact"],
+                )),
             ])?;
         }
-        sheet.total(&[XCell::Text("合计".into()), XCell::Text(String::new()), XCell::Text(String::new()), XCell::Number(people), XCell::Number(money)])?;
+        sheet.total(&[
+            XCell::Text("合计".into()),
+            XCell::Text(String::new()),
+            XCell::Text(String::new()),
+            XCell::Number(people),
+            XCell::Number(money),
+        ])?;
         households_rows += sheet.finish(ex.truth);
     }
     let mut member_rows = 0;
     {
         let ws = wb.add_worksheet();
         let header = ["户编号", "成员姓名", "成员身份证号", "与户主关系"];
-        let mut sheet = SheetOut::new(ws, &rel, "家庭成员", "dibao_members", "低保家庭成员名单", "", &header)?;
+        let mut sheet = SheetOut::new(
+            ws,
+            &rel,
+            "家庭成员",
+            "dibao_members",
+            "低保家庭成员名单",
+            "",
+            &header,
+        )?;
         let mut fates = Fates::new();
         for d in &city.dibao {
             for (k, &m) in d.members.iter().enumerate() {
@@ -314,9 +476,20 @@ fn dibao_roster(ex: &mut Exporter) -> Result<()> {
                     _ => "子女",
                 };
                 let id = &city.persons[m as usize].id;
-                let cells = |id_text: String| vec![XCell::Text(d.no.clone()), XCell::Text(city.name(m)), XCell::Text(id_text), XCell::Text(relation.into())];
+                let cells = |id_text: String| {
+                    vec![
+                        XCell::Text(d.no.clone()),
+                        XCell::Text(city.name(m)),
+                        XCell::Text(id_text),
+                        XCell::Text(relation.into()),
+                    ]
+                };
                 if fates.next(&mut ex.rng) == Fate::Break {
-                    sheet.broken(&cells(habits::broken_id(id)), "id.bad_check", "ID typed with a wrong check character")?;
+                    sheet.broken(
+                        &cells(habits::broken_id(id)),
+                        "id.bad_check",
+                        "ID typed with a wrong check character",
+                    )?;
                 }
                 sheet.row(&cells(habits::id(&mut ex.rng, id, false)))?;
             }
@@ -328,7 +501,11 @@ fn dibao_roster(ex: &mut Exporter) -> Result<()> {
     wb.save(&path)?;
     ex.truth.files.insert(
         rel,
-        FileTruth { dataset: vec!["dibao_households".into(), "dibao_members".into()], data_rows: households_rows + member_rows, encoding: "xlsx".into() },
+        FileTruth {
+            dataset: vec!["dibao_households".into(), "dibao_members".into()],
+            data_rows: households_rows + member_rows,
+            encoding: "xlsx".into(),
+        },
     );
     Ok(())
 }
@@ -349,7 +526,14 @@ fn dibao_payments(ex: &mut Exporter) -> Result<()> {
                 habits::money(&mut ex.rng, d.payment_cents(k), true),
                 d.covered[k].to_string(),
             ];
-            emit(&mut out, &mut fates, &mut ex.rng, row, 0, &[Breaker::Month(1)])?;
+            emit(
+                &mut out,
+                &mut fates,
+                &mut ex.rng,
+                row,
+                0,
+                &[Breaker::Month(1)],
+            )?;
         }
     }
     out.finish(ex.truth)
@@ -365,7 +549,14 @@ fn pensions(ex: &mut Exporter) -> Result<()> {
         let rel = format!("人社/养老金发放明细_{YEAR}{:02}.csv", k + 1);
         let enc = if k % 2 == 0 { Enc::Gbk } else { Enc::Utf8 };
         let mut out = CsvOut::create(&ex.root, &rel, "pension_payments", enc)?;
-        out.layout(&["个人编号", "姓名", "公民身份号码", "险种", "发放年月", "发放金额"])?;
+        out.layout(&[
+            "个人编号",
+            "姓名",
+            "公民身份号码",
+            "险种",
+            "发放年月",
+            "发放金额",
+        ])?;
         let mut fates = Fates::new();
         let codes = k >= 9;
         for p in city.pensions.iter().filter(|p| p.months & (1 << k) != 0) {
@@ -383,7 +574,14 @@ fn pensions(ex: &mut Exporter) -> Result<()> {
                 format!("{YEAR}{:02}", k + 1),
                 crate::city::yuan(p.cents),
             ];
-            emit(&mut out, &mut fates, &mut ex.rng, row, 2, &[Breaker::Check, Breaker::Missing, Breaker::Code(3)])?;
+            emit(
+                &mut out,
+                &mut fates,
+                &mut ex.rng,
+                row,
+                2,
+                &[Breaker::Check, Breaker::Missing, Breaker::Code(3)],
+            )?;
         }
         out.finish(ex.truth)?;
     }
@@ -401,7 +599,14 @@ fn scheme_name(s: MedScheme) -> &'static str {
 fn medical(ex: &mut Exporter) -> Result<()> {
     let rel = "人社/医疗保险参保登记.csv".to_string();
     let mut out = CsvOut::create(&ex.root, &rel, "medical_enrolments", Enc::Utf8)?;
-    out.layout(&["身份证号", "姓名", "险种", "参保地行政区划", "参保日期", "终止日期"])?;
+    out.layout(&[
+        "身份证号",
+        "姓名",
+        "险种",
+        "参保地行政区划",
+        "参保日期",
+        "终止日期",
+    ])?;
     let mut fates = Fates::new();
     let city = ex.city;
     for e in &city.enrolments {
@@ -411,9 +616,18 @@ fn medical(ex: &mut Exporter) -> Result<()> {
             scheme_name(e.scheme).into(),
             e.region.into(),
             habits::date(&mut ex.rng, e.start, &["slash", "iso"]),
-            e.end.map(|d| habits::date(&mut ex.rng, d, &["slash", "iso"])).unwrap_or_default(),
+            e.end
+                .map(|d| habits::date(&mut ex.rng, d, &["slash", "iso"]))
+                .unwrap_or_default(),
         ];
-        emit(&mut out, &mut fates, &mut ex.rng, row, 0, &[Breaker::Check, Breaker::Date(4)])?;
+        emit(
+            &mut out,
+            &mut fates,
+            &mut ex.rng,
+            row,
+            0,
+            &[Breaker::Check, Breaker::Date(4)],
+        )?;
     }
     out.finish(ex.truth)
 }
@@ -426,12 +640,23 @@ fn rural_coop(ex: &mut Exporter) -> Result<()> {
     let city = ex.city;
     for r in &city.rural_coop {
         let row = vec![
-            habits::id(&mut ex.rng, &city.persons[r.person as usize].id, city.persons[r.person as usize].legacy15),
+            habits::id(
+                &mut ex.rng,
+                &city.persons[r.person as usize].id,
+                city.persons[r.person as usize].legacy15,
+            ),
             city.name(r.person),
             r.year.to_string(),
             COUNTIES[r.county as usize].name.into(),
         ];
-        emit(&mut out, &mut fates, &mut ex.rng, row, 0, &[Breaker::Missing])?;
+        emit(
+            &mut out,
+            &mut fates,
+            &mut ex.rng,
+            row,
+            0,
+            &[Breaker::Missing],
+        )?;
     }
     out.finish(ex.truth)
 }
@@ -450,7 +675,14 @@ fn benefits(ex: &mut Exporter) -> Result<()> {
                 habits::month(&mut ex.rng, YEAR, k + 1, &["iso", "compact"]),
                 crate::city::yuan(b.cents),
             ];
-            emit(&mut out, &mut fates, &mut ex.rng, row, 0, &[Breaker::Check, Breaker::Month(2)])?;
+            emit(
+                &mut out,
+                &mut fates,
+                &mut ex.rng,
+                row,
+                0,
+                &[Breaker::Check, Breaker::Month(2)],
+            )?;
         }
     }
     out.finish(ex.truth)
@@ -459,7 +691,13 @@ fn benefits(ex: &mut Exporter) -> Result<()> {
 fn contributions(ex: &mut Exporter) -> Result<()> {
     let rel = format!("人社/社会保险缴费记录_{YEAR}.csv");
     let mut out = CsvOut::create(&ex.root, &rel, "contributions", Enc::Utf8)?;
-    out.layout(&["身份证号", "单位名称", "统一社会信用代码", "缴费年月", "缴费基数"])?;
+    out.layout(&[
+        "身份证号",
+        "单位名称",
+        "统一社会信用代码",
+        "缴费年月",
+        "缴费基数",
+    ])?;
     let mut fates = Fates::new();
     let city = ex.city;
     for k in 0..12u32 {
@@ -472,7 +710,14 @@ fn contributions(ex: &mut Exporter) -> Result<()> {
                 format!("{YEAR}{:02}", k + 1),
                 crate::city::yuan(e.base_cents),
             ];
-            emit(&mut out, &mut fates, &mut ex.rng, row, 0, &[Breaker::Check, Breaker::Short])?;
+            emit(
+                &mut out,
+                &mut fates,
+                &mut ex.rng,
+                row,
+                0,
+                &[Breaker::Check, Breaker::Short],
+            )?;
         }
     }
     out.finish(ex.truth)
@@ -481,7 +726,15 @@ fn contributions(ex: &mut Exporter) -> Result<()> {
 fn vehicles(ex: &mut Exporter) -> Result<()> {
     let rel = format!("公安/机动车登记_{YEAR}1231.csv");
     let mut out = CsvOut::create(&ex.root, &rel, "vehicles", Enc::Gbk)?;
-    out.layout(&["号牌号码", "车辆类型", "所有人", "所有人身份证明号码", "初次登记日期", "注销日期", "车辆状态"])?;
+    out.layout(&[
+        "号牌号码",
+        "车辆类型",
+        "所有人",
+        "所有人身份证明号码",
+        "初次登记日期",
+        "注销日期",
+        "车辆状态",
+    ])?;
     let mut fates = Fates::new();
     let city = ex.city;
     let mut plates: HashMap<&str, u32> = HashMap::new();
@@ -489,9 +742,15 @@ fn vehicles(ex: &mut Exporter) -> Result<()> {
         // Plates are unique; a reused random plate gets a suffix.
         let n = plates.entry(v.plate.as_str()).or_insert(0);
         *n += 1;
-        let plate = if *n > 1 { format!("{}{}", &v.plate, n) } else { v.plate.clone() };
+        let plate = if *n > 1 {
+            format!("{}{}", &v.plate, n)
+        } else {
+            v.plate.clone()
+        };
         let kind = match v.kind {
-            VehicleKind::Car => *ex.rng.pick(&["小型轿车", "小型普通客车", "K33", "小型越野客车"]),
+            VehicleKind::Car => *ex
+                .rng
+                .pick(&["小型轿车", "小型普通客车", "K33", "小型越野客车"]),
             VehicleKind::Motorcycle => *ex.rng.pick(&["普通二轮摩托车", "M21"]),
             VehicleKind::ThreeWheeler => *ex.rng.pick(&["正三轮摩托车", "三轮汽车"]),
             VehicleKind::Truck => *ex.rng.pick(&["轻型普通货车", "H31"]),
@@ -502,10 +761,24 @@ fn vehicles(ex: &mut Exporter) -> Result<()> {
             city.name(v.owner),
             habits::id(&mut ex.rng, &city.persons[v.owner as usize].id, false),
             habits::date(&mut ex.rng, v.registered, &["iso", "compact"]),
-            v.deregistered.map(|d| habits::date(&mut ex.rng, d, &["iso", "compact"])).unwrap_or_default(),
-            if v.deregistered.is_some() { "注销" } else { "正常" }.into(),
+            v.deregistered
+                .map(|d| habits::date(&mut ex.rng, d, &["iso", "compact"]))
+                .unwrap_or_default(),
+            if v.deregistered.is_some() {
+                "注销"
+            } else {
+                "正常"
+            }
+            .into(),
         ];
-        emit(&mut out, &mut fates, &mut ex.rng, row, 3, &[Breaker::Check, Breaker::Code(1)])?;
+        emit(
+            &mut out,
+            &mut fates,
+            &mut ex.rng,
+            row,
+            3,
+            &[Breaker::Check, Breaker::Code(1)],
+        )?;
     }
     out.finish(ex.truth)
 }
@@ -521,9 +794,18 @@ fn prisons(ex: &mut Exporter) -> Result<()> {
             habits::id(&mut ex.rng, &city.persons[t.person as usize].id, false),
             city.name(t.person),
             habits::date(&mut ex.rng, t.entry, &["dot", "iso"]),
-            t.release.map(|d| habits::date(&mut ex.rng, d, &["dot", "iso"])).unwrap_or_default(),
+            t.release
+                .map(|d| habits::date(&mut ex.rng, d, &["dot", "iso"]))
+                .unwrap_or_default(),
         ];
-        emit(&mut out, &mut fates, &mut ex.rng, row, 0, &[Breaker::Date(2)])?;
+        emit(
+            &mut out,
+            &mut fates,
+            &mut ex.rng,
+            row,
+            0,
+            &[Breaker::Date(2)],
+        )?;
     }
     out.finish(ex.truth)
 }
@@ -531,7 +813,14 @@ fn prisons(ex: &mut Exporter) -> Result<()> {
 fn properties(ex: &mut Exporter) -> Result<()> {
     let rel = format!("住建/不动产登记_{YEAR}1231.csv");
     let mut out = CsvOut::create(&ex.root, &rel, "properties", Enc::Utf8Bom)?;
-    out.layout(&["权利人", "权利人证件号", "坐落", "建筑面积", "用途", "登记日期"])?;
+    out.layout(&[
+        "权利人",
+        "权利人证件号",
+        "坐落",
+        "建筑面积",
+        "用途",
+        "登记日期",
+    ])?;
     let mut fates = Fates::new();
     let city = ex.city;
     for p in &city.properties {
@@ -545,11 +834,22 @@ fn properties(ex: &mut Exporter) -> Result<()> {
             city.name(p.owner),
             habits::id(&mut ex.rng, &city.persons[p.owner as usize].id, false),
             p.location.clone(),
-            if ex.rng.chance(0.3) { format!("{area}㎡") } else { area },
+            if ex.rng.chance(0.3) {
+                format!("{area}㎡")
+            } else {
+                area
+            },
             usage.into(),
             habits::date(&mut ex.rng, p.registered, &["iso", "cn"]),
         ];
-        emit(&mut out, &mut fates, &mut ex.rng, row, 1, &[Breaker::Check, Breaker::Code(4)])?;
+        emit(
+            &mut out,
+            &mut fates,
+            &mut ex.rng,
+            row,
+            1,
+            &[Breaker::Check, Breaker::Code(4)],
+        )?;
     }
     out.finish(ex.truth)
 }
@@ -565,7 +865,11 @@ fn provident(ex: &mut Exporter) -> Result<()> {
         .iter()
         .filter(|e| e.provident)
         .map(|e| (e.person, e.months, e.base_cents))
-        .chain(city.extra_provident.iter().map(|x| (x.person, x.months, x.cents)))
+        .chain(
+            city.extra_provident
+                .iter()
+                .map(|x| (x.person, x.months, x.cents)),
+        )
         .collect();
     for k in 0..12u32 {
         for &(person, months, base) in lines.iter().filter(|l| l.1 & (1 << k) != 0) {
@@ -586,7 +890,14 @@ fn provident(ex: &mut Exporter) -> Result<()> {
 fn businesses(ex: &mut Exporter) -> Result<()> {
     let rel = format!("市场监管/市场主体登记_{YEAR}1231.csv");
     let mut out = CsvOut::create(&ex.root, &rel, "businesses", Enc::Utf8)?;
-    out.layout(&["企业名称", "统一社会信用代码", "法定代表人", "法定代表人证件号", "注册资本(万元)", "登记状态"])?;
+    out.layout(&[
+        "企业名称",
+        "统一社会信用代码",
+        "法定代表人",
+        "法定代表人证件号",
+        "注册资本(万元)",
+        "登记状态",
+    ])?;
     let mut fates = Fates::new();
     let city = ex.city;
     for b in &city.businesses {
@@ -603,7 +914,14 @@ fn businesses(ex: &mut Exporter) -> Result<()> {
             format!("{}", b.capital_wan_centi / 10_000),
             status.into(),
         ];
-        emit(&mut out, &mut fates, &mut ex.rng, row, 3, &[Breaker::Check, Breaker::Code(5)])?;
+        emit(
+            &mut out,
+            &mut fates,
+            &mut ex.rng,
+            row,
+            3,
+            &[Breaker::Check, Breaker::Code(5)],
+        )?;
     }
     out.finish(ex.truth)
 }
@@ -628,7 +946,14 @@ fn tax(ex: &mut Exporter) -> Result<()> {
                 habits::month(&mut ex.rng, YEAR, k + 1, &["iso", "compact"]),
                 crate::city::yuan(cents),
             ];
-            emit(&mut out, &mut fates, &mut ex.rng, row, 0, &[Breaker::Check, Breaker::Month(1)])?;
+            emit(
+                &mut out,
+                &mut fates,
+                &mut ex.rng,
+                row,
+                0,
+                &[Breaker::Check, Breaker::Month(1)],
+            )?;
         }
     }
     out.finish(ex.truth)

@@ -7,17 +7,21 @@ use crate::rng::Rng;
 
 fn fullwidth(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { char::from_u32(c as u32 + 0xFEE0).unwrap_or(c) } else { c })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                char::from_u32(c as u32 + 0xFEE0).unwrap_or(c)
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
 /// The ID as a clerk or a system may have written it; each form normalises to the same ID.
 pub fn id(rng: &mut Rng, id: &ResidentId, legacy: bool) -> String {
     let s = id.as_str();
-    if legacy {
-        if let Some(old) = id.legacy_15() {
-            return old;
-        }
+    if let Some(old) = id.legacy_15().filter(|_| legacy) {
+        return old;
     }
     match rng.below(400) {
         0..=5 => format!("'{s}"),
@@ -38,7 +42,11 @@ pub fn name(rng: &mut Rng, name: &str) -> String {
     match rng.below(300) {
         0..=2 if name.chars().count() == 2 => {
             let mut c = name.chars();
-            format!("{}\u{3000}{}", c.next().unwrap_or(' '), c.next().unwrap_or(' '))
+            format!(
+                "{}\u{3000}{}",
+                c.next().unwrap_or(' '),
+                c.next().unwrap_or(' ')
+            )
         }
         3..=6 => format!("{name} "),
         _ => name.to_string(),
@@ -80,7 +88,11 @@ pub fn money(rng: &mut Rng, cents: i64, thousands: bool) -> String {
         }
         return format!("{out}.{frac}");
     }
-    if rng.chance(0.1) { plain.trim_end_matches(".00").to_string() } else { plain }
+    if rng.chance(0.1) {
+        plain.trim_end_matches(".00").to_string()
+    } else {
+        plain
+    }
 }
 
 /// Ways to break a row's ID so that the check always catches it.

@@ -8,12 +8,10 @@ mod xlsx_out;
 
 use std::path::{Path, PathBuf};
 
+use crate::Result;
 use crate::city::City;
 use crate::rng::Rng;
 use crate::truth::Truth;
-use crate::Result;
-
-
 
 /// Shared state of all department writers.
 pub struct Exporter<'a> {
@@ -31,6 +29,11 @@ impl Exporter<'_> {
 
 /// Write every department's export under `root`.
 pub fn write_all(city: &City, root: &Path, truth: &mut Truth, seed: u64) -> Result<()> {
-    let mut ex = Exporter { city, root: root.to_path_buf(), truth, rng: Rng::new(seed).fork(1234) };
+    let mut ex = Exporter {
+        city,
+        root: root.to_path_buf(),
+        truth,
+        rng: Rng::new(seed).fork(1234),
+    };
     departments::write_all(&mut ex)
 }

@@ -3,8 +3,8 @@
 
 use rust_xlsxwriter::{Format, FormatAlign, Worksheet};
 
-use crate::truth::{BrokenRow, Truth};
 use crate::Result;
+use crate::truth::{BrokenRow, Truth};
 
 pub enum XCell {
     Text(String),
@@ -29,7 +29,15 @@ fn serial(d: chrono::NaiveDate) -> f64 {
 }
 
 impl<'a> SheetOut<'a> {
-    pub fn new(ws: &'a mut Worksheet, file: &str, sheet: &str, dataset: &str, title: &str, office: &str, header: &[&str]) -> Result<Self> {
+    pub fn new(
+        ws: &'a mut Worksheet,
+        file: &str,
+        sheet: &str,
+        dataset: &str,
+        title: &str,
+        office: &str,
+        header: &[&str],
+    ) -> Result<Self> {
         ws.set_name(sheet)?;
         let bold = Format::new().set_bold().set_align(FormatAlign::Center);
         ws.merge_range(0, 0, 0, header.len() as u16 - 1, title, &bold)?;
@@ -38,7 +46,15 @@ impl<'a> SheetOut<'a> {
             ws.write_string(3, i as u16, *h)?;
             ws.set_column_width(i as u16, 18)?;
         }
-        Ok(SheetOut { ws, file: file.into(), sheet: sheet.into(), dataset: dataset.into(), next: 4, broken: Vec::new(), data_rows: 0 })
+        Ok(SheetOut {
+            ws,
+            file: file.into(),
+            sheet: sheet.into(),
+            dataset: dataset.into(),
+            next: 4,
+            broken: Vec::new(),
+            data_rows: 0,
+        })
     }
 
     pub fn row(&mut self, cells: &[XCell]) -> Result<u32> {
@@ -55,7 +71,8 @@ impl<'a> SheetOut<'a> {
                     self.ws.write_number(r, col, *n)?;
                 }
                 XCell::Date(d) => {
-                    self.ws.write_number_with_format(r, col, serial(*d), &date_fmt)?;
+                    self.ws
+                        .write_number_with_format(r, col, serial(*d), &date_fmt)?;
                 }
             }
         }

@@ -1,0 +1,10 @@
+//! End-to-end tests: they run the `hedui` binary as a data officer or analyst would.
+
+mod common;
+
+mod accounting;
+mod cli_errors;
+mod crash;
+mod formats;
+mod redelivery;
+mod sql;
