@@ -12,7 +12,6 @@ use hedui_model::value::Cell;
 use hedui_model::value::text::normalise_header;
 
 use crate::connector::{self, RawRow, Table, encoding};
-use crate::error::io_at;
 use crate::mapping::{ColumnMap, Format, Mapping, Replaces, Target};
 use crate::report::{FileReport, FileStatus, IngestReport};
 use crate::{Error, Result, as_of};
@@ -97,22 +96,24 @@ fn ingest_file(
     rel: &str,
     path: &Path,
 ) -> Result<FileReport> {
-    let (fingerprint, bytes) = hedui_lake::fingerprint_file(path).map_err(io_at(path))?;
-    if let Some(prior) = lake.snapshot().find_identical(&mapping.id, &fingerprint) {
+    let scan = encoding::scan(path, mapping.encoding)?;
+    if let Some(prior) = lake
+        .snapshot()
+        .find_identical(&mapping.id, &scan.fingerprint)
+    {
         let mut report = FileReport::new(rel, Some(&mapping.id), FileStatus::Unchanged);
         report.batch = Some(prior.batch.clone());
         report.as_of = prior.as_of;
         tracing::info!(file = rel, batch = %prior.batch, "identical re-delivery skipped");
         return Ok(report);
     }
-    let mut batch = lake.begin(&mapping.id, rel, &fingerprint, bytes);
+    let mut batch = lake.begin(&mapping.id, rel, &scan.fingerprint, scan.bytes);
     let mut report = FileReport::new(rel, Some(&mapping.id), FileStatus::Loaded);
     if mapping.format_of(rel) == Format::Csv {
-        report.encoding =
-            Some(encoding::name(encoding::detect(path, mapping.encoding)?).to_string());
+        report.encoding = Some(encoding::name(scan.encoding).to_string());
     }
     for target in &mapping.targets {
-        match read_target(&mut batch, mapping, target, rel, path, &mut report) {
+        match read_target(&mut batch, mapping, target, rel, path, &scan, &mut report) {
             Ok(()) => {}
             Err(Error::Unreadable { file, message }) => {
                 tracing::error!(file = %file, error = %message, "file not ingested");
@@ -164,9 +165,10 @@ fn read_target(
     target: &Target,
     rel: &str,
     path: &Path,
+    scan: &encoding::Scan,
     report: &mut FileReport,
 ) -> Result<()> {
-    for table in connector::open_tables(path, rel, mapping, target)? {
+    for table in connector::open_tables(path, rel, mapping, target, scan)? {
         read_table(batch, target, rel, table, report)?;
     }
     Ok(())
@@ -212,10 +214,10 @@ fn locate_header<'m>(
     table: &mut Table<'_>,
     rel: &str,
     layout_rows: &mut u64,
-) -> Result<(Resolved<'m>, Vec<RawRow>)> {
+) -> Result<Resolved<'m>> {
     let sheet = table.sheet.clone();
-    let (header, header_row, pending) = if let Some(h) = table.header.take() {
-        (h, None, Vec::new())
+    let (header, header_row) = if let Some(h) = table.header.take() {
+        (h, None)
     } else {
         let mut seen = Vec::new();
         let mut found = None;
@@ -246,7 +248,7 @@ fn locate_header<'m>(
         match found {
             Some((h, n)) => {
                 *layout_rows += seen.len() as u64;
-                (h, Some(n), Vec::new())
+                (h, Some(n))
             }
             None => {
                 let wanted: Vec<String> = target
@@ -293,14 +295,11 @@ fn locate_header<'m>(
         }
         columns.push((c, idx));
     }
-    Ok((
-        Resolved {
-            columns,
-            header,
-            header_row,
-        },
-        pending,
-    ))
+    Ok(Resolved {
+        columns,
+        header,
+        header_row,
+    })
 }
 
 fn read_table(
@@ -311,14 +310,13 @@ fn read_table(
     report: &mut FileReport,
 ) -> Result<()> {
     let dataset = target.dataset.name.clone();
-    let (resolved, pending) = locate_header(target, &mut table, rel, &mut report.layout_rows)?;
+    let resolved = locate_header(target, &mut table, rel, &mut report.layout_rows)?;
     let location = table.sheet.as_ref().map(|s| format!("{rel}#{s}"));
     let mut seen_rows: HashSet<u64> = HashSet::new();
     let mut values: Vec<Value> = Vec::with_capacity(resolved.columns.len());
     let mut raws: Vec<String> = Vec::with_capacity(resolved.columns.len());
     let mut reasons: Vec<(String, &'static str)> = Vec::new();
-    let rows = pending.into_iter().map(Ok).chain(table.rows);
-    for row in rows {
+    for row in table.rows {
         let row = row?;
         if is_blank(&row.cells) || is_summary_or_footer(&row.cells) {
             report.layout_rows += 1;

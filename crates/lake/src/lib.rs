@@ -31,13 +31,7 @@ pub const LOG_DIR: &str = "_log";
 /// The lock file of the lake's single writer.
 pub const LOCK_FILE: &str = "_lock";
 
-/// SHA-256 of a byte stream, hex encoded: the fingerprint of a delivered file.
-pub fn sha256_hex(data: &[u8]) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, data);
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Incremental SHA-256 for files read in pieces.
+/// SHA-256 of a delivered file, fed in pieces as it is read: the file's fingerprint.
 pub struct Fingerprinter(ring::digest::Context);
 
 impl Default for Fingerprinter {
@@ -58,24 +52,6 @@ impl Fingerprinter {
             .map(|b| format!("{b:02x}"))
             .collect()
     }
-}
-
-/// Fingerprint a whole file without holding it in memory.
-pub fn fingerprint_file(path: &Path) -> std::io::Result<(String, u64)> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut fp = Fingerprinter::default();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        fp.update(&buf[..n]);
-    }
-    Ok((fp.finish(), total))
 }
 
 /// The directory of a dataset inside a lake.

@@ -228,3 +228,61 @@ fn an_unreadable_file_fails_alone_and_nothing_of_it_is_committed() {
     assert_eq!(status("good.csv")["status"], "loaded");
     assert_eq!(count(&lake, "unemployment_benefits"), 1);
 }
+
+#[test]
+fn legacy_xls_workbook_with_two_sheets() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("民政")).unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/legacy_cremations_2019.xls");
+    std::fs::copy(fixture, data.join("民政/殡葬火化登记_2019.xls")).unwrap();
+    let lake = dir.path().join("lake");
+    let report = ingest(&data, &lake);
+    let f = &report["files"][0];
+    assert_eq!(
+        (
+            f["rows_read"].as_u64(),
+            f["rows_loaded"].as_u64(),
+            f["rows_quarantined"].as_u64()
+        ),
+        (Some(5), Some(4), Some(1)),
+        "{f}"
+    );
+    let rows = sql(
+        &lake,
+        "SELECT person_id, CAST(death_date AS VARCHAR) AS d, _source, _row FROM cremations ORDER BY _source, _row",
+    );
+    let got: Vec<(String, String, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["person_id"].as_str().unwrap().into(),
+                r["d"].as_str().unwrap().into(),
+                r["_row"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("11010519491231002X".into(), "2019-01-12".into(), 5),
+            ("370986198906232123".into(), "2019-02-03".into(), 6),
+            ("440524188001010014".into(), "2019-03-05".into(), 7),
+            ("420506195207090020".into(), "2019-08-09".into(), 5),
+        ]
+    );
+    assert_eq!(rows[0]["_source"], "民政/殡葬火化登记_2019.xls#上半年");
+    let q = sql(
+        &lake,
+        "SELECT source_sheet, source_row, reason_codes FROM quarantine",
+    );
+    assert_eq!(
+        (
+            q[0]["source_sheet"].as_str(),
+            q[0]["source_row"].as_i64(),
+            q[0]["reason_codes"].as_str()
+        ),
+        (Some("上半年"), Some(8), Some("id.scientific_notation"))
+    );
+}

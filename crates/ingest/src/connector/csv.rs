@@ -7,11 +7,15 @@ use hedui_model::value::Cell;
 
 use super::{RawRow, Table, encoding};
 use crate::error::io_at;
-use crate::mapping::Encoding;
 use crate::{Error, Result};
+use encoding_rs::Encoding;
 
-pub fn table<'a>(path: &'a Path, rel: &str, choice: Encoding, delimiter: u8) -> Result<Table<'a>> {
-    let enc = encoding::detect(path, choice)?;
+pub fn table<'a>(
+    path: &'a Path,
+    rel: &str,
+    enc: &'static Encoding,
+    delimiter: u8,
+) -> Result<Table<'a>> {
     tracing::debug!(file = rel, encoding = encoding::name(enc), "reading CSV");
     let file = std::fs::File::open(path).map_err(io_at(path))?;
     let decoded = DecodeReaderBytesBuilder::new()

@@ -10,38 +10,56 @@ use crate::Result;
 use crate::error::io_at;
 use crate::mapping::Encoding as Choice;
 
-/// The encoding of the file: a BOM decides; otherwise UTF-8 if every byte sequence of the whole
-/// file is valid UTF-8, else GB18030 (which decodes GBK and GB2312 exactly).
-pub fn detect(path: &Path, choice: Choice) -> Result<&'static Encoding> {
-    if let Choice::Fixed(enc) = choice {
-        return Ok(enc);
-    }
+/// One read of a delivered file: its fingerprint, size and text encoding.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    pub fingerprint: String,
+    pub bytes: u64,
+    pub encoding: &'static Encoding,
+}
+
+/// Read the file once: SHA-256 over every byte, and the encoding: a BOM decides; otherwise UTF-8
+/// if every byte sequence of the whole file is valid UTF-8, else GB18030 (which decodes GBK and
+/// GB2312 exactly). A mapping's fixed encoding wins.
+pub fn scan(path: &Path, choice: Choice) -> Result<Scan> {
     let mut f = std::fs::File::open(path).map_err(io_at(path))?;
+    let mut fp = hedui_lake::Fingerprinter::default();
     let mut buf = vec![0u8; 1 << 20];
     let mut carry: Vec<u8> = Vec::new();
-    let mut first = true;
+    let mut bytes = 0u64;
+    let mut detected: Option<&'static Encoding> = match choice {
+        Choice::Fixed(enc) => Some(enc),
+        Choice::Auto => None,
+    };
     loop {
         let n = f.read(&mut buf).map_err(io_at(path))?;
-        if first {
-            first = false;
-            if let Some((enc, _)) = Encoding::for_bom(&buf[..n]) {
-                return Ok(enc);
-            }
+        if bytes == 0 && detected.is_none() {
+            detected = Encoding::for_bom(&buf[..n]).map(|(enc, _)| enc);
         }
         if n == 0 {
-            // A truncated multi-byte sequence at the very end is not UTF-8.
-            return Ok(if carry.is_empty() { UTF_8 } else { GB18030 });
+            break;
         }
-        carry.extend_from_slice(&buf[..n]);
-        match std::str::from_utf8(&carry) {
-            Ok(_) => carry.clear(),
-            Err(e) if e.error_len().is_none() => {
+        bytes += n as u64;
+        fp.update(&buf[..n]);
+        if detected.is_none() {
+            carry.extend_from_slice(&buf[..n]);
+            match std::str::from_utf8(&carry) {
+                Ok(_) => carry.clear(),
                 // The chunk ends inside a character: keep the tail for the next chunk.
-                carry.drain(..e.valid_up_to());
+                Err(e) if e.error_len().is_none() => {
+                    carry.drain(..e.valid_up_to());
+                }
+                Err(_) => detected = Some(GB18030),
             }
-            Err(_) => return Ok(GB18030),
         }
     }
+    // A truncated multi-byte sequence at the very end is not UTF-8.
+    let encoding = detected.unwrap_or(if carry.is_empty() { UTF_8 } else { GB18030 });
+    Ok(Scan {
+        fingerprint: fp.finish(),
+        bytes,
+        encoding,
+    })
 }
 
 /// Names for reports.
@@ -65,7 +83,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.csv");
         std::fs::write(&p, bytes).unwrap();
-        detect(&p, Choice::Auto).unwrap()
+        scan(&p, Choice::Auto).unwrap().encoding
     }
 
     #[test]

@@ -42,13 +42,14 @@ pub fn open_tables<'a>(
     rel: &str,
     mapping: &Mapping,
     target: &Target,
+    scan: &encoding::Scan,
 ) -> Result<Vec<Table<'a>>> {
     match mapping.format_of(rel) {
         Format::Excel => excel::tables(path, rel, target),
         Format::Json => json::table(path, rel, target, false).map(|t| vec![t]),
         Format::Ndjson => json::table(path, rel, target, true).map(|t| vec![t]),
         Format::Csv | Format::Auto => {
-            csv::table(path, rel, mapping.encoding, mapping.delimiter).map(|t| vec![t])
+            csv::table(path, rel, scan.encoding, mapping.delimiter).map(|t| vec![t])
         }
     }
 }
