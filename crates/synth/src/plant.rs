@@ -141,9 +141,10 @@ fn r1_deceased_pensioners(p: &mut Planter, n: usize) {
 
 fn r2_duplicate_insurance(p: &mut Planter, n: usize) {
     let enrol = index_by(&p.city.enrolments, |e| e.person);
+    let index = &enrol;
     let alive_single = |scheme: MedScheme| {
-        let enrol = enrol.clone();
         move |c: &City, i: u32| {
+            let enrol = index;
             c.persons[i as usize].flags & (flag::DEAD | flag::PRISON) == 0
                 && enrol.get(&i).is_some_and(|v| {
                     v.len() == 1
@@ -336,6 +337,7 @@ fn r4_pension_in_prison(p: &mut Planter, n: usize) {
 
 fn r5_dibao_assets(p: &mut Planter, n: usize) {
     let line = DIBAO_LINE_CENTS;
+    let pensions = index_by(&p.city.pensions, |x| x.person);
     for i in 0..n {
         let Some(h) = p.find_dibao(1) else { break };
         let member = p.city.dibao[h].members[p.rng.below(p.city.dibao[h].members.len())];
@@ -438,12 +440,11 @@ fn r5_dibao_assets(p: &mut Planter, n: usize) {
                 // Income just under the line: the existing pensions plus a provident base.
                 let d = &p.city.dibao[h];
                 let size = i64::from(d.roster_covered);
-                let existing: i64 = p
-                    .city
-                    .pensions
+                let existing: i64 = d
+                    .members
                     .iter()
-                    .filter(|x| d.members.contains(&x.person))
-                    .map(|x| x.cents)
+                    .flat_map(|m| pensions.get(m).into_iter().flatten())
+                    .map(|&k| p.city.pensions[k].cents)
                     .sum();
                 let base = line * size - existing - 1_000;
                 if base > 0 {

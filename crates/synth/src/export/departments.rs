@@ -48,6 +48,17 @@ impl Fates {
     }
 }
 
+/// A workbook stamped with a fixed creation time: the same seed must give the same bytes.
+fn workbook() -> Result<Workbook> {
+    let mut wb = Workbook::new();
+    let created = rust_xlsxwriter::ExcelDateTime::from_ymd(YEAR as u16 + 1, 1, 5)?;
+    let props = rust_xlsxwriter::DocProperties::new()
+        .set_author("宜昌市民政局")
+        .set_creation_datetime(&created);
+    wb.set_properties(&props);
+    Ok(wb)
+}
+
 fn refs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -209,7 +220,7 @@ fn registry(ex: &mut Exporter) -> Result<()> {
 fn cremations(ex: &mut Exporter) -> Result<()> {
     let rel = format!("民政/殡葬火化登记_{YEAR}.xlsx");
     let city = ex.city;
-    let mut wb = Workbook::new();
+    let mut wb = workbook()?;
     let header = [
         "序号",
         "逝者姓名",
@@ -391,7 +402,7 @@ fn death_certificates(ex: &mut Exporter) -> Result<()> {
 fn dibao_roster(ex: &mut Exporter) -> Result<()> {
     let rel = format!("民政/低保家庭名册_{YEAR}12.xlsx");
     let city = ex.city;
-    let mut wb = Workbook::new();
+    let mut wb = workbook()?;
     let mut households_rows = 0;
     {
         let ws = wb.add_worksheet();
