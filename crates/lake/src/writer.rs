@@ -302,3 +302,95 @@ fn publish(root: &Path, commit: &Commit) -> Result<()> {
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|f| f.sync_all()).at(dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use hedui_model::value::text::normalise_text;
+
+    use super::*;
+
+    fn row(text: &str) -> Vec<Value> {
+        vec![
+            Value::Text("unemployment_benefits".into()),
+            Value::Text("f.csv".into()),
+            Value::Null,
+            Value::Int(2),
+            Value::Text(normalise_text(text)),
+            Value::Text("why".into()),
+            Value::Text("code".into()),
+        ]
+    }
+
+    #[test]
+    fn a_batch_is_invisible_until_committed_and_superseding_hides_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lake = LakeWriter::open(dir.path()).unwrap();
+        let mut batch = lake.begin("src", "f.csv", "aaaaaaaaaaaa", 10);
+        batch
+            .append("quarantine", &row("{}"), &[""; 7], None, 2)
+            .unwrap();
+        let first = batch.batch_id().to_string();
+        assert_eq!(
+            Snapshot::load(dir.path())
+                .unwrap()
+                .files("quarantine")
+                .len(),
+            0,
+            "not committed yet"
+        );
+        let counts = Counts {
+            rows_read: 1,
+            rows_quarantined: 1,
+            ..Default::default()
+        };
+        lake.commit(batch, counts, None, vec![]).unwrap();
+        let snap = Snapshot::load(dir.path()).unwrap();
+        assert_eq!(snap.files("quarantine").len(), 1);
+        assert_eq!(
+            snap.find_identical("src", "aaaaaaaaaaaa").unwrap().batch,
+            first
+        );
+
+        let mut batch = lake.begin("src", "f.csv", "bbbbbbbbbbbb", 10);
+        batch
+            .append("quarantine", &row("{}"), &[""; 7], None, 2)
+            .unwrap();
+        lake.commit(batch, counts, None, vec![first.clone()])
+            .unwrap();
+        let snap = Snapshot::load(dir.path()).unwrap();
+        assert!(!snap.is_live(&first));
+        assert_eq!(
+            snap.files("quarantine").len(),
+            1,
+            "only the replacement is read"
+        );
+        assert_eq!(snap.version(), 2);
+        assert!(
+            snap.find_identical("src", "aaaaaaaaaaaa").is_none(),
+            "a superseded delivery may come again"
+        );
+    }
+
+    #[test]
+    fn reopening_removes_what_an_interrupted_batch_left_and_one_writer_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let lake = LakeWriter::open(dir.path()).unwrap();
+            assert!(matches!(
+                LakeWriter::open(dir.path()),
+                Err(Error::Locked(_))
+            ));
+            let mut batch = lake.begin("src", "f.csv", "cccccccccccc", 10);
+            for _ in 0..(ROWS_PER_FLUSH + 1) {
+                batch
+                    .append("quarantine", &row("{}"), &[""; 7], None, 2)
+                    .unwrap();
+            }
+            // Dropped without commit, as if the process died: a Parquet file is on disk.
+            assert!(dir.path().join("quarantine").read_dir().unwrap().count() > 0);
+        }
+        let lake = LakeWriter::open(dir.path()).unwrap();
+        assert_eq!(dir.path().join("quarantine").read_dir().unwrap().count(), 0);
+        assert_eq!(lake.snapshot().version(), 0);
+    }
+}
