@@ -348,25 +348,9 @@ fn read_table(
         raws.clear();
         reasons.clear();
         if let Some((reason, code)) = &row.defect {
+            // The connector already knows the row is unusable; its cells mean nothing.
             reasons.push((reason.clone(), code));
-            quarantine(
-                batch,
-                &dataset,
-                rel,
-                table.sheet.as_deref(),
-                &row,
-                &resolved.header,
-                &reasons,
-                location.as_deref(),
-            )?;
-            report.rows_quarantined += 1;
-            *report
-                .quarantine_reasons
-                .entry((*code).to_string())
-                .or_insert(0) += 1;
-            continue;
-        }
-        if table.fixed_width && row.cells.len() != resolved.header.len() {
+        } else if table.fixed_width && row.cells.len() != resolved.header.len() {
             reasons.push((
                 format!(
                     "该行有 {} 个字段，表头有 {} 个，列已错位 (row has {} fields, the header {})",
@@ -378,7 +362,7 @@ fn read_table(
                 "row.misaligned",
             ));
         }
-        for (col, idx) in &resolved.columns {
+        for (col, idx) in resolved.columns.iter().filter(|_| row.defect.is_none()) {
             let cell = idx.and_then(|i| row.cells.get(i)).unwrap_or(&Cell::Empty);
             let raw = text_of(cell);
             let label = idx.map_or(col.column.as_str(), |i| resolved.header[i].as_str());
