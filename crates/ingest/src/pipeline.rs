@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use hedui_lake::{BatchWriter, LakeWriter};
 use hedui_model::Value;
 use hedui_model::value::Cell;
+use hedui_model::value::Parser;
 use hedui_model::value::text::normalise_header;
 
 use crate::connector::{self, RawRow, Table, encoding};
@@ -190,21 +191,69 @@ fn is_blank(cells: &[Cell]) -> bool {
     cells.iter().all(Cell::is_empty)
 }
 
+/// Whether a cell's text, normalised like a header, starts with one of `words`. Most cells start
+/// with none of the words' first characters and are rejected without allocating.
+fn starts_with_any(cell: &Cell, words: &[&str]) -> bool {
+    let Cell::Text(s) = cell else { return false };
+    let Some(first) = s.trim_start().chars().next() else {
+        return false;
+    };
+    if !words.iter().any(|w| w.starts_with(first)) {
+        return false;
+    }
+    let t = normalise_header(s);
+    words.iter().any(|w| t.starts_with(w))
+}
+
 fn is_summary_or_footer(cells: &[Cell]) -> bool {
-    let filled: Vec<String> = cells
-        .iter()
-        .filter(|c| !c.is_empty())
-        .map(|c| normalise_header(&text_of(c)))
-        .collect();
-    let summary = filled
-        .iter()
-        .take(3)
-        .any(|t| SUMMARY_WORDS.iter().any(|w| t.starts_with(w)));
-    let footer = filled.len() <= 2
-        && filled
+    let mut filled = cells.iter().filter(|c| !c.is_empty());
+    let first3: Vec<&Cell> = filled.by_ref().take(3).collect();
+    let summary = first3.iter().any(|c| starts_with_any(c, SUMMARY_WORDS));
+    let footer = first3.len() + filled.count() <= 2
+        && first3
             .first()
-            .is_some_and(|t| FOOTER_WORDS.iter().any(|w| t.starts_with(w)));
+            .is_some_and(|c| starts_with_any(c, FOOTER_WORDS));
     summary || footer
+}
+
+/// Whether a cell repeats a header name (a page break in a printed export).
+fn is_header_cell(cell: &Cell, header: &str) -> bool {
+    match cell {
+        Cell::Text(s) if s.trim() == header => true,
+        Cell::Text(s) => {
+            let needs_folding = s.chars().any(|c| {
+                c.is_whitespace()
+                    || c == '*'
+                    || c == '\u{feff}'
+                    || ('\u{FF01}'..='\u{FF5E}').contains(&c)
+            });
+            needs_folding && normalise_header(s) == header
+        }
+        _ => false,
+    }
+}
+
+/// Hash a row's cells as delivered, without copying them.
+fn row_hash(cells: &[Cell]) -> u64 {
+    let mut h = DefaultHasher::new();
+    for c in cells {
+        match c {
+            Cell::Empty => 0u8.hash(&mut h),
+            Cell::Text(s) => {
+                1u8.hash(&mut h);
+                s.hash(&mut h);
+            }
+            Cell::Number(n) => {
+                2u8.hash(&mut h);
+                n.to_bits().hash(&mut h);
+            }
+            Cell::Date(d) => {
+                3u8.hash(&mut h);
+                d.hash(&mut h);
+            }
+        }
+    }
+    h.finish()
 }
 
 /// Find the header: given (JSON), at the mapping's row, or the first row that names every
@@ -327,19 +376,14 @@ fn read_table(
                 .cells
                 .iter()
                 .zip(&resolved.header)
-                .all(|(c, h)| normalise_header(&text_of(c)) == *h);
+                .all(|(c, h)| is_header_cell(c, h));
         if normalised_equals_header && resolved.header_row.is_some() {
             // Page breaks in printed exports repeat the header.
             report.layout_rows += 1;
             continue;
         }
         report.rows_read += 1;
-        let mut h = DefaultHasher::new();
-        for c in &row.cells {
-            text_of(c).hash(&mut h);
-            0xffu8.hash(&mut h);
-        }
-        if !seen_rows.insert(h.finish()) {
+        if !seen_rows.insert(row_hash(&row.cells)) {
             report.rows_duplicate += 1;
             continue;
         }
@@ -364,9 +408,9 @@ fn read_table(
         }
         for (col, idx) in resolved.columns.iter().filter(|_| row.defect.is_none()) {
             let cell = idx.and_then(|i| row.cells.get(i)).unwrap_or(&Cell::Empty);
-            let raw = text_of(cell);
             let label = idx.map_or(col.column.as_str(), |i| resolved.header[i].as_str());
-            let value = if raw.contains('\u{FFFD}') {
+            let undecodable = matches!(cell, Cell::Text(t) if t.contains('\u{FFFD}'));
+            let value = if undecodable {
                 reasons.push((
                     format!("{label}: 含无法解码的字符，文件编码有误 (undecodable bytes)"),
                     "encoding.invalid",
@@ -389,7 +433,12 @@ fn read_table(
                 }
             };
             values.push(value);
-            raws.push(raw);
+            // The as-delivered text is kept only beside resident IDs.
+            raws.push(if matches!(col.parser, Parser::ResidentId) {
+                text_of(cell)
+            } else {
+                String::new()
+            });
         }
         if reasons.is_empty() {
             let raw_refs: Vec<&str> = raws.iter().map(String::as_str).collect();

@@ -96,6 +96,14 @@ pub fn check_char(first17: &[u8]) -> u8 {
 impl ResidentId {
     /// Normalise and validate a value as departments export it (18 or legacy 15 digits).
     pub fn parse(raw: &str) -> Result<Self, IdError> {
+        // Most IDs arrive clean: 18 ASCII characters, nothing to normalise.
+        let b = raw.as_bytes();
+        if b.len() == 18
+            && b[..17].iter().all(u8::is_ascii_digit)
+            && (b[17].is_ascii_digit() || b[17] == b'X')
+        {
+            return Self::from_18(b);
+        }
         let s = normalise(raw);
         if s.is_empty() {
             return Err(IdError::Empty);
