@@ -16,7 +16,10 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use hedui_lake::Snapshot;
 use hedui_model::Catalog;
 
+pub mod check;
 pub mod output;
+pub mod rules;
+mod system;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -29,6 +32,9 @@ pub enum Error {
     Engine(#[from] datafusion::error::DataFusionError),
     #[error("formatting results: {0}")]
     Output(#[from] datafusion::arrow::error::ArrowError),
+    /// A rule is broken (metadata, parameters or SQL); nothing has run.
+    #[error("rule {origin}: {message}")]
+    Rule { origin: String, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -79,6 +85,7 @@ impl Engine {
                 .with_schema(schema);
             ctx.register_table(def.name.as_str(), Arc::new(ListingTable::try_new(config)?))?;
         }
+        system::register(&ctx, &snapshot).await?;
         Ok(Engine { ctx, snapshot })
     }
 

@@ -57,6 +57,25 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
+    /// Run the cross-matching rules over the lake: one line per hit.
+    Check {
+        /// Run only these rules (repeatable): R1 ... R7 or a city rule's id.
+        #[arg(long = "rule")]
+        rules: Vec<String>,
+        #[arg(long, env = "HEDUI_LAKE", default_value = "lake")]
+        lake: PathBuf,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        /// Write the hits here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A directory of the city's own rules, added to (or replacing) the built-in ones.
+        #[arg(long)]
+        rules_dir: Option<PathBuf>,
+        /// Set a rule parameter, e.g. `--param dibao_line=850` (repeatable).
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+    },
     /// Generate a small city, ingest it with the shipped connectors and show what was loaded.
     Demo {
         /// Working directory for the demo city and its lake.
@@ -74,6 +93,13 @@ pub enum OutputFormat {
     Table,
     Csv,
     Json,
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))
 }
 
 pub fn init_logging(verbose: u8, json: bool) {

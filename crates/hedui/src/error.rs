@@ -26,6 +26,7 @@ impl Error {
         match self {
             Error::Ingest(hedui_ingest::Error::Mapping { .. })
             | Error::Query(hedui_engine::Error::Query(_))
+            | Error::Query(hedui_engine::Error::Rule { .. })
             | Error::NoLake(_) => 2,
             _ => 1,
         }

@@ -1,3 +1,4 @@
+mod check;
 mod demo;
 mod generate;
 mod ingest;
@@ -26,6 +27,24 @@ pub async fn run(command: Command) -> Result<ExitCode> {
             lake,
             format,
         } => sql::run(&query, &lake, format).await,
+        Command::Check {
+            rules,
+            lake,
+            format,
+            out,
+            rules_dir,
+            params,
+        } => {
+            check::run(&check::CheckArgs {
+                rules,
+                lake,
+                format,
+                out,
+                rules_dir,
+                params: params.into_iter().collect(),
+            })
+            .await
+        }
         Command::Demo { dir, persons, seed } => demo::run(&dir, persons, seed).await,
     }
 }

@@ -7,4 +7,5 @@ mod cli_errors;
 mod crash;
 mod formats;
 mod redelivery;
+mod rules;
 mod sql;

@@ -608,7 +608,7 @@ fn scheme_name(s: MedScheme) -> &'static str {
 }
 
 fn medical(ex: &mut Exporter) -> Result<()> {
-    let rel = "人社/医疗保险参保登记.csv".to_string();
+    let rel = format!("人社/医疗保险参保登记_{YEAR}1231.csv");
     let mut out = CsvOut::create(&ex.root, &rel, "medical_enrolments", Enc::Utf8)?;
     out.layout(&[
         "身份证号",

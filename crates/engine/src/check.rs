@@ -1,0 +1,212 @@
+//! Running rules: one row per hit-month from each rule's SQL, grouped into hits per subject with
+//! their months, amount and the references of the rows that prove them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Int64Type};
+use serde::Serialize;
+
+use crate::rules::RuleDef;
+use crate::{Engine, Error, Result};
+
+/// A row of a dataset that proves a hit.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct EvidenceRef {
+    pub dataset: String,
+    pub batch: String,
+    pub row: i64,
+}
+
+/// One lead for a reviewer: a rule, a subject, the months involved, the amount, the proof.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    pub rule: String,
+    pub rule_version: u32,
+    pub subject: String,
+    pub months: Vec<NaiveDate>,
+    /// Yuan in cents, where the rule computes an amount.
+    pub amount_cents: Option<i128>,
+    pub evidence: Vec<EvidenceRef>,
+    pub details: Vec<String>,
+}
+
+impl Hit {
+    pub fn months_text(&self) -> Vec<String> {
+        self.months
+            .iter()
+            .map(|m| m.format("%Y-%m").to_string())
+            .collect()
+    }
+
+    pub fn amount_text(&self) -> Option<String> {
+        self.amount_cents.map(|c| {
+            format!(
+                "{}{}.{:02}",
+                if c < 0 { "-" } else { "" },
+                c.abs() / 100,
+                c.abs() % 100
+            )
+        })
+    }
+}
+
+#[derive(Default)]
+struct Building {
+    months: BTreeSet<NaiveDate>,
+    /// Amount per primary evidence row, so a row joined to several proofs counts once.
+    amounts: BTreeMap<EvidenceRef, i128>,
+    evidence: BTreeSet<EvidenceRef>,
+    details: BTreeSet<String>,
+}
+
+fn to_utf8(col: &dyn Array) -> Result<datafusion::arrow::array::StringArray> {
+    Ok(cast(col, &DataType::Utf8)?.as_string::<i32>().clone())
+}
+
+fn wrong_output(rule: &RuleDef, what: &str) -> Error {
+    Error::Rule {
+        origin: rule.origin.clone(),
+        message: format!("the SQL must return subject, month, amount, evidence, detail: {what}"),
+    }
+}
+
+impl Engine {
+    /// Plan a rule without running it: bad SQL, unknown datasets or columns and a wrong output
+    /// shape are reported with the rule's file.
+    pub async fn plan_rule(&self, rule: &RuleDef, values: &BTreeMap<String, String>) -> Result<()> {
+        let sql = rule.render(values)?;
+        let df = self
+            .ctx
+            .sql_with_options(&sql, crate::read_only())
+            .await
+            .map_err(|e| Error::Rule {
+                origin: rule.origin.clone(),
+                message: e
+                    .find_root()
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            })?;
+        for name in ["subject", "month", "amount", "evidence", "detail"] {
+            if df.schema().field_with_unqualified_name(name).is_err() {
+                return Err(wrong_output(rule, &format!("no column `{name}`")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Run one rule with the city's parameter values.
+    pub async fn run_rule(
+        &self,
+        rule: &RuleDef,
+        values: &BTreeMap<String, String>,
+    ) -> Result<Vec<Hit>> {
+        let sql = rule.render(values)?;
+        let started = std::time::Instant::now();
+        let (_, batches) = self.query(&sql).await.map_err(|e| match e {
+            Error::Query(m) => Error::Rule {
+                origin: rule.origin.clone(),
+                message: m,
+            },
+            other => other,
+        })?;
+        let mut by_subject: BTreeMap<String, Building> = BTreeMap::new();
+        for batch in &batches {
+            collect(rule, batch, &mut by_subject)?;
+        }
+        let hits: Vec<Hit> = by_subject
+            .into_iter()
+            .map(|(subject, b)| Hit {
+                rule: rule.id.clone(),
+                rule_version: rule.version,
+                subject,
+                months: b.months.into_iter().collect(),
+                amount_cents: (!b.amounts.is_empty()).then(|| b.amounts.values().sum()),
+                evidence: b.evidence.into_iter().collect(),
+                details: b.details.into_iter().collect(),
+            })
+            .collect();
+        tracing::info!(rule = %rule.id, hits = hits.len(), ms = started.elapsed().as_millis() as u64, "rule ran");
+        Ok(hits)
+    }
+}
+
+fn collect(
+    rule: &RuleDef,
+    batch: &RecordBatch,
+    out: &mut BTreeMap<String, Building>,
+) -> Result<()> {
+    let col = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| wrong_output(rule, &format!("no column `{name}`")))
+    };
+    let subject = to_utf8(col("subject")?.as_ref())?;
+    let month = cast(col("month")?, &DataType::Date32)?;
+    let month = month.as_primitive::<Date32Type>();
+    let amount = cast(col("amount")?, &DataType::Decimal128(38, 2))?;
+    let amount = amount.as_primitive::<Decimal128Type>();
+    let detail = to_utf8(col("detail")?.as_ref())?;
+    let evidence = col("evidence")?;
+    let list = evidence
+        .as_list_opt::<i32>()
+        .ok_or_else(|| wrong_output(rule, "`evidence` is not a list"))?;
+    let items = list
+        .values()
+        .as_struct_opt()
+        .ok_or_else(|| wrong_output(rule, "`evidence` items are not structs"))?;
+    let field = |name: &str| {
+        items
+            .column_by_name(name)
+            .ok_or_else(|| wrong_output(rule, &format!("evidence items lack `{name}`")))
+    };
+    let ev_dataset = to_utf8(field("dataset")?.as_ref())?;
+    let ev_batch = to_utf8(field("batch")?.as_ref())?;
+    let ev_row = cast(field("row_no")?, &DataType::Int64)?;
+    let ev_row = ev_row.as_primitive::<Int64Type>();
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid");
+
+    for i in 0..batch.num_rows() {
+        if subject.is_null(i) || month.is_null(i) {
+            continue;
+        }
+        let b = out.entry(subject.value(i).to_string()).or_default();
+        b.months
+            .insert(epoch + chrono::Duration::days(i64::from(month.value(i))));
+        if !detail.is_null(i) {
+            b.details.insert(detail.value(i).to_string());
+        }
+        let mut primary = None;
+        if !list.is_null(i) {
+            let offsets = list.value_offsets();
+            for j in offsets[i] as usize..offsets[i + 1] as usize {
+                if ev_dataset.is_null(j) {
+                    continue;
+                }
+                let r = EvidenceRef {
+                    dataset: ev_dataset.value(j).to_string(),
+                    batch: ev_batch.value(j).to_string(),
+                    row: ev_row.value(j),
+                };
+                if primary.is_none() {
+                    primary = Some(r.clone());
+                }
+                b.evidence.insert(r);
+            }
+        }
+        if !amount.is_null(i) {
+            let key = primary.unwrap_or_else(|| EvidenceRef {
+                dataset: String::new(),
+                batch: String::new(),
+                row: i as i64,
+            });
+            b.amounts.insert(key, amount.value(i));
+        }
+    }
+    Ok(())
+}

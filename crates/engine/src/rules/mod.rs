@@ -1,0 +1,217 @@
+//! Rule packs: each rule is SQL over the canonical datasets plus metadata (rules.md gives the
+//! meaning). Built-in rules ship in the binary; a city adds or overrides rules from a directory.
+//! Every rule is checked (metadata, parameters, SQL planned against the catalog) before any runs.
+
+mod params;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use params::{ParamDef, ParamType};
+
+use crate::{Error, Result};
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/rules.rs"));
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectKind {
+    /// The subject is a canonical 18-character resident ID.
+    Person,
+    /// The subject is a dibao household number.
+    Household,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqlSection {
+    query: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    id: String,
+    version: u32,
+    title_zh: String,
+    title_en: String,
+    subject: SubjectKind,
+    legal_basis: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default, rename = "parameter")]
+    parameters: Vec<ParamDef>,
+    sql: SqlSection,
+}
+
+/// A checked rule.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RuleDef {
+    pub id: String,
+    pub version: u32,
+    pub title_zh: String,
+    pub title_en: String,
+    pub subject: SubjectKind,
+    pub legal_basis: String,
+    pub description: String,
+    pub parameters: Vec<ParamDef>,
+    pub sql: String,
+    /// Where the rule came from: `builtin:<file>` or the city's file path.
+    pub origin: String,
+}
+
+impl RuleDef {
+    fn parse(origin: &str, text: &str) -> Result<RuleDef> {
+        let bad = |message: String| Error::Rule {
+            origin: origin.to_string(),
+            message,
+        };
+        let f: RuleFile = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if f.id.is_empty()
+            || !f
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(bad(format!(
+                "rule id `{}` must be letters, digits, `_` or `-`",
+                f.id
+            )));
+        }
+        for p in &f.parameters {
+            p.render(&p.default)
+                .map_err(|m| bad(format!("default of parameter `{}`: {m}", p.name)))?;
+        }
+        for name in params::placeholders(&f.sql.query) {
+            if !f.parameters.iter().any(|p| p.name == name) {
+                return Err(bad(format!(
+                    "the SQL uses `{{{{{name}}}}}`, which is not a declared parameter"
+                )));
+            }
+        }
+        Ok(RuleDef {
+            id: f.id,
+            version: f.version,
+            title_zh: f.title_zh,
+            title_en: f.title_en,
+            subject: f.subject,
+            legal_basis: f.legal_basis,
+            description: f.description,
+            parameters: f.parameters,
+            sql: f.sql.query,
+            origin: origin.to_string(),
+        })
+    }
+
+    /// The SQL with parameters filled in: the city's value where it set one, else the default.
+    pub fn render(&self, values: &BTreeMap<String, String>) -> Result<String> {
+        let mut sql = self.sql.clone();
+        for p in &self.parameters {
+            let raw = values.get(&p.name).unwrap_or(&p.default);
+            let literal = p.render(raw).map_err(|m| Error::Rule {
+                origin: self.origin.clone(),
+                message: format!("parameter `{}` = `{raw}`: {m}", p.name),
+            })?;
+            sql = sql.replace(&format!("{{{{{}}}}}", p.name), &literal);
+        }
+        Ok(sql)
+    }
+
+    /// The parameter values a run uses (defaults filled in), for the record.
+    pub fn effective(&self, values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        self.parameters
+            .iter()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    values.get(&p.name).unwrap_or(&p.default).clone(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// The rules a city runs, by id.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    rules: BTreeMap<String, RuleDef>,
+}
+
+impl RuleSet {
+    /// R1-R7 as shipped.
+    pub fn builtin() -> Result<RuleSet> {
+        let mut rules = BTreeMap::new();
+        for (file, text) in embedded::RULE_FILES {
+            let rule = RuleDef::parse(&format!("builtin:{file}"), text)?;
+            rules.insert(rule.id.clone(), rule);
+        }
+        Ok(RuleSet { rules })
+    }
+
+    /// Add the rules of a city's directory; a rule with a built-in id replaces it.
+    pub fn with_dir(mut self, dir: &Path) -> Result<RuleSet> {
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::Rule {
+            origin: dir.display().to_string(),
+            message: format!("cannot read the rules directory: {e}"),
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        for file in files {
+            let text = std::fs::read_to_string(&file).map_err(|e| Error::Rule {
+                origin: file.display().to_string(),
+                message: e.to_string(),
+            })?;
+            let rule = RuleDef::parse(&file.display().to_string(), &text)?;
+            if let Some(old) = self.rules.get(&rule.id) {
+                tracing::info!(rule = %rule.id, replaces = %old.origin, by = %rule.origin, "city rule overrides a built-in one");
+            }
+            self.rules.insert(rule.id.clone(), rule);
+        }
+        Ok(self)
+    }
+
+    /// Keep only the named rules; an unknown id is an error.
+    pub fn select(&self, ids: &[String]) -> Result<Vec<&RuleDef>> {
+        if ids.is_empty() {
+            return Ok(self.rules.values().collect());
+        }
+        ids.iter()
+            .map(|id| {
+                self.rules.get(id).ok_or_else(|| {
+                    Error::Query(format!(
+                        "no rule `{id}`; the rules are: {}",
+                        self.rules.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &RuleDef> {
+        self.rules.values()
+    }
+
+    /// Parameter values set by the city must name a parameter some rule declares.
+    pub fn check_values(&self, values: &BTreeMap<String, String>) -> Result<()> {
+        for name in values.keys() {
+            if !self
+                .rules
+                .values()
+                .any(|r| r.parameters.iter().any(|p| &p.name == name))
+            {
+                return Err(Error::Rule {
+                    origin: "configuration".into(),
+                    message: format!("unknown rule parameter `{name}`"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
