@@ -68,9 +68,29 @@ pub async fn run(dir: &Path, persons: u64, seed: u64) -> Result<ExitCode> {
         truth.broken_rows.len(),
         if balanced { "yes" } else { "NO" }
     );
+
+    // The checks of rules.md over the new lake, summarised per rule.
+    let hits = super::check::run_rules(&lake, None, &[], &Default::default()).await?;
     println!();
+    println!("核查结果 checks (hits, amount):");
+    for rule in hedui_engine::rules::RuleSet::builtin()?.iter() {
+        let mine: Vec<_> = hits.iter().filter(|h| h.rule == rule.id).collect();
+        let cents: i128 = mine.iter().filter_map(|h| h.amount_cents).sum();
+        let planted = truth.rules.get(&rule.id).map_or(0, |r| r.hits.len());
+        println!(
+            "  {:<3} {:<12} {:<40} {:>5} hits (planted {planted:>3}) {:>10}.{:02} 元",
+            rule.id,
+            rule.title_zh,
+            rule.title_en,
+            mine.len(),
+            cents / 100,
+            cents % 100
+        );
+    }
+    println!();
+    println!("Try: hedui check --lake {}", lake.display());
     println!(
-        "Try: hedui sql --lake {} \"SELECT source_file, source_row, reasons FROM quarantine LIMIT 10\"",
+        "     hedui sql --lake {} \"SELECT source_file, source_row, reasons FROM quarantine LIMIT 10\"",
         lake.display()
     );
     Ok(if balanced {
