@@ -19,6 +19,7 @@ use hedui_model::Catalog;
 pub mod check;
 pub mod output;
 pub mod rules;
+pub mod sandbox;
 mod system;
 
 #[derive(Debug, thiserror::Error)]
