@@ -17,6 +17,7 @@ use hedui_lake::Snapshot;
 use hedui_model::Catalog;
 
 pub mod check;
+pub mod evidence;
 pub mod output;
 pub mod rules;
 pub mod sandbox;

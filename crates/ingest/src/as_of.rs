@@ -31,6 +31,27 @@ pub fn from_file_name(rel: &str) -> Option<NaiveDate> {
     })
 }
 
+/// The as-of date of a delivered file: a date or month in its name; else the end of a year in its
+/// name (`火化登记_2025.xlsx`), but never later than the delivery; else the delivery date.
+pub fn for_file(rel: &str, delivered: Option<NaiveDate>) -> Option<NaiveDate> {
+    from_file_name(rel).or_else(|| {
+        let name = rel.rsplit(['/', '\\']).next().unwrap_or(rel);
+        let year = name
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|r| r.len() == 4)
+            .filter_map(|r| r.parse::<i32>().ok())
+            .rfind(|y| (1990..=2100).contains(y));
+        match (
+            year.and_then(|y| NaiveDate::from_ymd_opt(y, 12, 31)),
+            delivered,
+        ) {
+            (Some(end), Some(d)) => Some(end.min(d)),
+            (Some(end), None) => Some(end),
+            (None, d) => d,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +69,23 @@ mod tests {
         );
         assert_eq!(from_file_name("卫健/death/page-0001.json"), None);
         assert_eq!(from_file_name("公安/户籍人口.csv"), None);
+        let delivered = Some(d(2026, 1, 5));
+        assert_eq!(
+            for_file("民政/殡葬火化登记_2025.xlsx", delivered),
+            Some(d(2025, 12, 31))
+        );
+        assert_eq!(
+            for_file("民政/殡葬火化登记_2026.xlsx", delivered),
+            Some(d(2026, 1, 5)),
+            "never after delivery"
+        );
+        assert_eq!(
+            for_file("卫健/新农合参合登记_2014-2016.csv", delivered),
+            Some(d(2016, 12, 31))
+        );
+        assert_eq!(
+            for_file("卫健/死亡医学证明/page-0001.json", delivered),
+            delivered
+        );
     }
 }

@@ -126,7 +126,7 @@ fn ingest_file(
         }
     }
     debug_assert!(report.counts().balanced());
-    report.as_of = as_of::from_file_name(rel).or_else(|| delivery_date(path));
+    report.as_of = as_of::for_file(rel, delivery_date(path));
     report.supersedes = match mapping.replaces {
         Replaces::File => lake.snapshot().live_batches_of_file(&mapping.id, rel),
         Replaces::Source => lake.snapshot().live_batches_of_source(&mapping.id),

@@ -83,7 +83,26 @@ pub async fn run(args: &CheckArgs) -> Result<ExitCode> {
     let mut buf: Vec<u8> = Vec::new();
     match args.format {
         OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut buf, &hits).expect("hits serialise");
+            // Each hit with the rows that prove it, their source and its as-of date.
+            let engine = Engine::open(&args.lake).await?;
+            let rows = engine.load_evidence(&hits).await?;
+            let out: Vec<serde_json::Value> = hits
+                .iter()
+                .map(|h| {
+                    let mut v = serde_json::to_value(h).expect("hit serialises");
+                    v["evidence"] = h
+                        .evidence
+                        .iter()
+                        .map(|r| {
+                            rows.get(r).map_or(serde_json::Value::Null, |e| {
+                                serde_json::to_value(e).expect("row")
+                            })
+                        })
+                        .collect();
+                    v
+                })
+                .collect();
+            serde_json::to_writer_pretty(&mut buf, &out).expect("hits serialise");
             buf.push(b'\n');
         }
         OutputFormat::Csv => {

@@ -1,0 +1,119 @@
+//! Evidence: the lake rows a hit's references point at, each with where it came from (file,
+//! sheet, row), its batch and how fresh its source was (the batch's as-of date).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use datafusion::arrow::json::ArrayWriter;
+use serde::Serialize;
+
+use crate::check::{EvidenceRef, Hit};
+use crate::{Engine, Result};
+
+/// Rows fetched per query: keeps `IN` lists short.
+const CHUNK: usize = 500;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvidenceRow {
+    pub dataset: String,
+    pub batch: String,
+    pub row: i64,
+    /// The delivered file (and `#sheet`).
+    pub source: String,
+    /// The department source (mapping id) of the batch.
+    pub source_id: String,
+    pub as_of: Option<chrono::NaiveDate>,
+    /// The row's values as stored in the lake.
+    pub values: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Engine {
+    /// Fetch the rows behind every reference of `hits`, keyed by reference.
+    pub async fn load_evidence(&self, hits: &[Hit]) -> Result<HashMap<EvidenceRef, EvidenceRow>> {
+        let commits: HashMap<&str, &hedui_lake::Commit> = self
+            .snapshot()
+            .commits()
+            .iter()
+            .map(|c| (c.batch.as_str(), c))
+            .collect();
+        let mut wanted: BTreeMap<&str, HashSet<(&str, i64)>> = BTreeMap::new();
+        for r in hits.iter().flat_map(|h| &h.evidence) {
+            wanted
+                .entry(&r.dataset)
+                .or_default()
+                .insert((&r.batch, r.row));
+        }
+        let mut out = HashMap::new();
+        for (dataset, refs) in wanted {
+            let refs: Vec<(&str, i64)> = refs.into_iter().collect();
+            for chunk in refs.chunks(CHUNK) {
+                let batches: HashSet<&str> = chunk.iter().map(|(b, _)| *b).collect();
+                let rows: HashSet<i64> = chunk.iter().map(|(_, r)| *r).collect();
+                let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+                let sql = format!(
+                    "SELECT * FROM {dataset} WHERE _batch IN ({}) AND _row IN ({})",
+                    batches
+                        .iter()
+                        .map(|b| quote(b))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    rows.iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let (_, result) = self.query(&sql).await?;
+                let mut buf = Vec::new();
+                {
+                    let mut w = ArrayWriter::new(&mut buf);
+                    for b in &result {
+                        w.write(b)?;
+                    }
+                    w.finish()?;
+                }
+                let parsed: Vec<serde_json::Map<String, serde_json::Value>> = if buf.is_empty() {
+                    Vec::new()
+                } else {
+                    serde_json::from_slice(&buf).map_err(|e| crate::Error::Query(e.to_string()))?
+                };
+                let wanted_pairs: HashSet<(&str, i64)> = chunk.iter().copied().collect();
+                for values in parsed {
+                    let batch = values
+                        .get("_batch")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_string();
+                    let row = values
+                        .get("_row")
+                        .and_then(|v| v.as_i64())
+                        .unwrap_or_default();
+                    if !wanted_pairs.contains(&(batch.as_str(), row)) {
+                        continue;
+                    }
+                    let commit = commits.get(batch.as_str());
+                    let r = EvidenceRow {
+                        dataset: dataset.to_string(),
+                        batch: batch.clone(),
+                        row,
+                        source: values
+                            .get("_source")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or_default()
+                            .to_string(),
+                        source_id: commit.map(|c| c.source.clone()).unwrap_or_default(),
+                        as_of: commit.and_then(|c| c.as_of),
+                        values,
+                    };
+                    out.insert(
+                        EvidenceRef {
+                            dataset: dataset.to_string(),
+                            batch,
+                            row,
+                        },
+                        r,
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+}
