@@ -43,14 +43,12 @@ pub fn write(
             }
         }
         Format::Json => {
+            // The array writer writes `[]` itself when there are no rows.
             let mut w = datafusion::arrow::json::ArrayWriter::new(&mut *out);
             for b in batches {
                 w.write(b)?;
             }
             w.finish()?;
-            if batches.iter().all(|b| b.num_rows() == 0) {
-                write!(out, "[]").map_err(io)?;
-            }
             writeln!(out).map_err(io)?;
         }
     }

@@ -22,6 +22,21 @@ fn queries_work_and_everything_else_is_refused() {
             .arg("SELECT person_id, amount FROM unemployment_benefits"),
     );
     assert_eq!(csv, "person_id,amount\n11010519491231002X,100.00\n");
+    // An empty result is an empty JSON array, and an empty CSV has its header.
+    let empty = run_ok(
+        hedui()
+            .args(["sql", "--format", "json", "--lake"])
+            .arg(&lake)
+            .arg("SELECT person_id FROM unemployment_benefits WHERE amount < 0"),
+    );
+    assert_eq!(empty.trim(), "[]");
+    let empty = run_ok(
+        hedui()
+            .args(["sql", "--format", "csv", "--lake"])
+            .arg(&lake)
+            .arg("SELECT person_id FROM unemployment_benefits WHERE amount < 0"),
+    );
+    assert_eq!(empty, "person_id\n");
     let table = run_ok(
         hedui()
             .args(["sql", "--lake"])
