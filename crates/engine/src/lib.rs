@@ -12,6 +12,9 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use hedui_lake::Snapshot;
 use hedui_model::Catalog;
@@ -41,6 +44,18 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// How much the engine may use. Beyond the memory limit, sorts, joins and aggregations spill to
+/// the spill directory instead of failing or taking the machine down.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// Bytes for all queries of the session; `None` means no limit.
+    pub memory_limit: Option<usize>,
+    /// Where operators spill; `None` means the system's temporary directory.
+    pub spill_dir: Option<std::path::PathBuf>,
+    /// Partitions a query is split into; 0 means one per core.
+    pub target_partitions: usize,
+}
+
 /// A query session over one snapshot of the lake.
 pub struct Engine {
     ctx: SessionContext,
@@ -57,17 +72,38 @@ fn read_only() -> SQLOptions {
 }
 
 impl Engine {
-    /// Open the lake at `lake` as of now.
+    /// Open the lake at `lake` as of now, with default options.
     pub async fn open(lake: &Path) -> Result<Engine> {
-        let snapshot = Snapshot::load(lake)?;
-        Self::with_snapshot(snapshot).await
+        Self::open_with(lake, &EngineOptions::default()).await
     }
 
-    pub async fn with_snapshot(snapshot: Snapshot) -> Result<Engine> {
+    /// Open the lake at `lake` as of now.
+    pub async fn open_with(lake: &Path, options: &EngineOptions) -> Result<Engine> {
+        let snapshot = Snapshot::load(lake)?;
+        Self::with_snapshot(snapshot, options).await
+    }
+
+    pub async fn with_snapshot(snapshot: Snapshot, options: &EngineOptions) -> Result<Engine> {
+        let partitions = match options.target_partitions {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
         let config = SessionConfig::new()
             .with_information_schema(true)
-            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
-        let ctx = SessionContext::new_with_config(config);
+            .with_target_partitions(partitions);
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(bytes) = options.memory_limit {
+            runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(bytes)));
+        }
+        if let Some(dir) = &options.spill_dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::Query(format!("spill directory {}: {e}", dir.display())))?;
+            runtime = runtime.with_disk_manager_builder(
+                DiskManagerBuilder::default()
+                    .with_mode(DiskManagerMode::Directories(vec![dir.clone()])),
+            );
+        }
+        let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
         for def in Catalog::builtin().iter() {
             let schema = def.arrow_schema();
             let files = snapshot.files(&def.name);

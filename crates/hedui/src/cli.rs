@@ -15,6 +15,9 @@ pub struct Cli {
     /// Logs as JSON lines.
     #[arg(long, global = true)]
     pub log_json: bool,
+    /// The city's settings (default: ./hedui.toml if present). `HEDUI_*` variables override it.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -41,9 +44,9 @@ pub enum Command {
         /// The directory mapping file patterns are relative to.
         #[arg(long, default_value = ".")]
         data: PathBuf,
-        /// The lake directory.
-        #[arg(long, env = "HEDUI_LAKE", default_value = "lake")]
-        lake: PathBuf,
+        /// The lake directory (default: hedui.toml's lake.path, HEDUI_LAKE, or ./lake).
+        #[arg(long)]
+        lake: Option<PathBuf>,
         /// Write the ingest report as JSON here.
         #[arg(long)]
         report: Option<PathBuf>,
@@ -52,8 +55,9 @@ pub enum Command {
     Sql {
         /// The query, e.g. "SELECT count(*) FROM persons".
         query: String,
-        #[arg(long, env = "HEDUI_LAKE", default_value = "lake")]
-        lake: PathBuf,
+        /// The lake directory (default: hedui.toml's lake.path, HEDUI_LAKE, or ./lake).
+        #[arg(long)]
+        lake: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
@@ -62,8 +66,9 @@ pub enum Command {
         /// Run only these rules (repeatable): R1 ... R7 or a city rule's id.
         #[arg(long = "rule")]
         rules: Vec<String>,
-        #[arg(long, env = "HEDUI_LAKE", default_value = "lake")]
-        lake: PathBuf,
+        /// The lake directory (default: hedui.toml's lake.path, HEDUI_LAKE, or ./lake).
+        #[arg(long)]
+        lake: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
         /// Write the hits here instead of standard output.

@@ -16,6 +16,12 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{file}:{line}: {message}")]
+    Config {
+        file: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error("no lake at {0}: run `hedui ingest --lake {0}` first")]
     NoLake(PathBuf),
 }
@@ -27,7 +33,8 @@ impl Error {
             Error::Ingest(hedui_ingest::Error::Mapping { .. })
             | Error::Query(hedui_engine::Error::Query(_))
             | Error::Query(hedui_engine::Error::Rule { .. })
-            | Error::NoLake(_) => 2,
+            | Error::NoLake(_)
+            | Error::Config { .. } => 2,
             _ => 1,
         }
     }

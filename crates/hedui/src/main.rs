@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod config;
 mod error;
 
 use std::process::ExitCode;
@@ -35,7 +36,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::run(cli.command)) {
+    match runtime.block_on(commands::run(cli.command, cli.config)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");

@@ -17,6 +17,7 @@ pub struct CheckArgs {
     pub out: Option<PathBuf>,
     pub rules_dir: Option<PathBuf>,
     pub params: BTreeMap<String, String>,
+    pub engine: hedui_engine::EngineOptions,
 }
 
 /// Load and check every rule, then run the selected ones over the lake.
@@ -25,6 +26,7 @@ pub async fn run_rules(
     rules_dir: Option<&std::path::Path>,
     ids: &[String],
     params: &BTreeMap<String, String>,
+    options: &hedui_engine::EngineOptions,
 ) -> Result<Vec<Hit>> {
     if !lake.join(hedui_lake::LOG_DIR).is_dir() {
         return Err(Error::NoLake(lake.to_path_buf()));
@@ -34,7 +36,7 @@ pub async fn run_rules(
         set = set.with_dir(dir)?;
     }
     set.check_values(params)?;
-    let engine = Engine::open(lake).await?;
+    let engine = Engine::open_with(lake, options).await?;
     let selected = set.select(ids)?;
     // Plan every selected rule before running any: a broken rule stops the run with its file.
     for rule in &selected {
@@ -78,13 +80,14 @@ pub async fn run(args: &CheckArgs) -> Result<ExitCode> {
         args.rules_dir.as_deref(),
         &args.rules,
         &args.params,
+        &args.engine,
     )
     .await?;
     let mut buf: Vec<u8> = Vec::new();
     match args.format {
         OutputFormat::Json => {
             // Each hit with the rows that prove it, their source and its as-of date.
-            let engine = Engine::open(&args.lake).await?;
+            let engine = Engine::open_with(&args.lake, &args.engine).await?;
             let rows = engine.load_evidence(&hits).await?;
             let out: Vec<serde_json::Value> = hits
                 .iter()

@@ -70,7 +70,8 @@ pub async fn run(dir: &Path, persons: u64, seed: u64) -> Result<ExitCode> {
     );
 
     // The checks of rules.md over the new lake, summarised per rule.
-    let hits = super::check::run_rules(&lake, None, &[], &Default::default()).await?;
+    let hits =
+        super::check::run_rules(&lake, None, &[], &Default::default(), &Default::default()).await?;
     println!();
     println!("核查结果 checks (hits, amount):");
     for rule in hedui_engine::rules::RuleSet::builtin()?.iter() {

@@ -13,7 +13,9 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/connectors.rs"));
 }
 
-pub async fn run(command: Command) -> Result<ExitCode> {
+pub async fn run(command: Command, config: Option<std::path::PathBuf>) -> Result<ExitCode> {
+    // Only the commands that work on a city's lake read its settings.
+    let settings = || crate::config::Config::load(config.as_deref());
     match command {
         Command::Generate { persons, seed, out } => generate::run(persons, seed, &out),
         Command::Ingest {
@@ -21,12 +23,25 @@ pub async fn run(command: Command) -> Result<ExitCode> {
             data,
             lake,
             report,
-        } => ingest::run(&connectors, &data, &lake, report.as_deref()),
+        } => {
+            let lake = lake.unwrap_or(settings()?.lake.path);
+            ingest::run(&connectors, &data, &lake, report.as_deref())
+        }
         Command::Sql {
             query,
             lake,
             format,
-        } => sql::run(&query, &lake, format).await,
+        } => {
+            let cfg = settings()?;
+            let lake = lake.unwrap_or_else(|| cfg.lake.path.clone());
+            sql::run(
+                &query,
+                &lake,
+                format,
+                &cfg.engine_options(config.as_deref())?,
+            )
+            .await
+        }
         Command::Check {
             rules,
             lake,
@@ -35,13 +50,18 @@ pub async fn run(command: Command) -> Result<ExitCode> {
             rules_dir,
             params,
         } => {
+            let cfg = settings()?;
+            // The file's parameters, then the command line's.
+            let mut values = cfg.rules.parameters.clone();
+            values.extend(params);
             check::run(&check::CheckArgs {
                 rules,
-                lake,
+                lake: lake.unwrap_or_else(|| cfg.lake.path.clone()),
                 format,
                 out,
-                rules_dir,
-                params: params.into_iter().collect(),
+                rules_dir: rules_dir.or_else(|| cfg.rules.dir.clone()),
+                params: values,
+                engine: cfg.engine_options(config.as_deref())?,
             })
             .await
         }

@@ -174,3 +174,39 @@ fn a_city_parameter_changes_what_is_found() {
         "a tiny line makes every household with income a hit"
     );
 }
+
+#[test]
+fn settings_come_from_hedui_toml_and_flags_override_them() {
+    let city = city();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&city.data(), &lake);
+    let r5 = |args: &[&str]| -> usize {
+        let out = run_ok(
+            hedui()
+                .current_dir(dir.path())
+                .args(["check", "--rule", "R5", "--format", "json"])
+                .args(args),
+        );
+        serde_json::from_str::<Vec<Value>>(&out).unwrap().len()
+    };
+    std::fs::write(dir.path().join("hedui.toml"), "[lake]\npath = \"lake\"\n\n[engine]\nmemory_limit = \"64MiB\"\n\n[rules.parameters]\ndibao_line = \"1\"\n").unwrap();
+    let from_file = r5(&[]);
+    let from_flag = r5(&["--param", "dibao_line=800"]);
+    assert!(
+        from_file > from_flag,
+        "the file's line (1 yuan) flags more households than the flag's 800"
+    );
+    std::fs::write(
+        dir.path().join("hedui.toml"),
+        "[lake]\npath = \"lake\"\n[engine]\nmemory = \"1GiB\"\n",
+    )
+    .unwrap();
+    let out = run(hedui().current_dir(dir.path()).args(["check"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("hedui.toml:4:") && stderr.contains("unknown field `memory`"),
+        "{stderr}"
+    );
+}

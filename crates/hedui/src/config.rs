@@ -1,0 +1,172 @@
+//! `hedui.toml`: one file for a city's settings, every field with a default. Environment variables
+//! override the file, command-line flags override both.
+//!
+//! ```toml
+//! [lake]
+//! path = "lake"
+//!
+//! [engine]
+//! memory_limit = "4GiB"      # beyond it, queries and rules spill to disk
+//! spill_dir = "/var/tmp/hedui-spill"
+//! target_partitions = 0      # 0: one per core
+//!
+//! [rules]
+//! dir = "city-rules"         # the city's own rules, added to the built-in ones
+//! [rules.parameters]
+//! dibao_line = "850"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use hedui_engine::EngineOptions;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub lake: LakeConfig,
+    pub engine: EngineConfig,
+    pub rules: RulesConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LakeConfig {
+    pub path: PathBuf,
+}
+
+impl Default for LakeConfig {
+    fn default() -> Self {
+        LakeConfig {
+            path: PathBuf::from("lake"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// `4GiB`, `512MiB`, `2000000000`; empty: no limit.
+    pub memory_limit: String,
+    pub spill_dir: Option<PathBuf>,
+    pub target_partitions: usize,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    pub dir: Option<PathBuf>,
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// Bytes from `4GiB`, `512MiB`, `64KiB`, `1GB` or a plain number.
+pub fn parse_bytes(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        _ => return None,
+    };
+    Some((n * mult) as usize)
+}
+
+impl Config {
+    /// Read `path` (it must exist), or `./hedui.toml` if there is one, or the defaults; then apply
+    /// the `HEDUI_*` environment variables.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let file = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from("hedui.toml")).filter(|p| p.exists()),
+        };
+        let mut config = match &file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| Error::Io {
+                    path: p.clone(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| Error::Config {
+                    file: p.clone(),
+                    line: e.span().map_or(1, |s| {
+                        text[..s.start.min(text.len())].matches('\n').count() + 1
+                    }),
+                    message: e.message().to_string(),
+                })?
+            }
+            None => Config::default(),
+        };
+        if let Ok(v) = std::env::var("HEDUI_LAKE") {
+            config.lake.path = PathBuf::from(v);
+        }
+        if let Ok(v) = std::env::var("HEDUI_ENGINE_MEMORY_LIMIT") {
+            config.engine.memory_limit = v;
+        }
+        if let Ok(v) = std::env::var("HEDUI_ENGINE_SPILL_DIR") {
+            config.engine.spill_dir = Some(PathBuf::from(v));
+        }
+        if let Ok(v) = std::env::var("HEDUI_RULES_DIR") {
+            config.rules.dir = Some(PathBuf::from(v));
+        }
+        config.engine_options(file.as_deref())?;
+        Ok(config)
+    }
+
+    pub fn engine_options(&self, file: Option<&Path>) -> Result<EngineOptions> {
+        let memory_limit = match self.engine.memory_limit.trim() {
+            "" => None,
+            s => Some(parse_bytes(s).ok_or_else(|| Error::Config {
+                file: file.map_or_else(
+                    || PathBuf::from("HEDUI_ENGINE_MEMORY_LIMIT"),
+                    Path::to_path_buf,
+                ),
+                line: 1,
+                message: format!("engine.memory_limit `{s}` is not a size like 4GiB or 512MiB"),
+            })?),
+        };
+        Ok(EngineOptions {
+            memory_limit,
+            spill_dir: self.engine.spill_dir.clone(),
+            target_partitions: self.engine.target_partitions,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("4GiB"), Some(4 << 30));
+        assert_eq!(parse_bytes("512 MiB"), Some(512 << 20));
+        assert_eq!(parse_bytes("1000"), Some(1000));
+        assert_eq!(parse_bytes("1.5GB"), Some(1_500_000_000));
+        assert_eq!(parse_bytes("lots"), None);
+    }
+
+    #[test]
+    fn defaults_and_unknown_keys() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.lake.path, PathBuf::from("lake"));
+        assert!(c.engine_options(None).unwrap().memory_limit.is_none());
+        let c: Config = toml::from_str(
+            "[engine]\nmemory_limit = \"2GiB\"\n[rules.parameters]\ndibao_line = \"850\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.engine_options(None).unwrap().memory_limit, Some(2 << 30));
+        assert_eq!(c.rules.parameters["dibao_line"], "850");
+        assert!(toml::from_str::<Config>("[engine]\nmemory = \"2GiB\"\n").is_err());
+    }
+}
