@@ -206,7 +206,7 @@ fn the_generated_city_is_deterministic_and_plants_every_rule() {
     // The same seed writes the same bytes.
     let again = generate(4000, 7);
     let files = |root: &std::path::Path| -> BTreeMap<String, Vec<u8>> {
-        walk(root)
+        files_under(root)
             .into_iter()
             .map(|p| {
                 (
@@ -224,17 +224,4 @@ fn the_generated_city_is_deterministic_and_plants_every_rule() {
             "{name} differs between two runs with the same seed"
         );
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p))
-        } else {
-            out.push(p)
-        }
-    }
-    out
 }

@@ -102,7 +102,7 @@ fn killing_ingest_at_random_moments_leaves_no_partial_batch_and_no_duplicate() {
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
-    for entry in walkdir(&lake) {
+    for entry in files_under(&lake) {
         if entry.extension().is_some_and(|x| x == "parquet") {
             let rel = entry
                 .strip_prefix(&lake)
@@ -112,17 +112,4 @@ fn killing_ingest_at_random_moments_leaves_no_partial_batch_and_no_duplicate() {
             assert!(log.contains(&rel), "orphan file {rel}");
         }
     }
-}
-
-fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walkdir(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
