@@ -80,6 +80,13 @@ pub enum Command {
         /// Set a rule parameter, e.g. `--param dibao_line=850` (repeatable).
         #[arg(long = "param", value_parser = parse_param)]
         params: Vec<(String, String)>,
+        /// The case store: `sqlite://FILE` or `postgres://...` (default: hedui.toml's cases.url,
+        /// HEDUI_CASES_URL, or hedui-cases.db beside the lake).
+        #[arg(long)]
+        cases: Option<String>,
+        /// Run a recorded run again, on the lake as it was, and check the hits are the same.
+        #[arg(long, value_name = "RUN_ID")]
+        rerun: Option<String>,
     },
     /// Generate a small city, ingest it with the shipped connectors and show what was loaded.
     Demo {

@@ -30,6 +30,14 @@ pub struct Config {
     pub lake: LakeConfig,
     pub engine: EngineConfig,
     pub rules: RulesConfig,
+    pub cases: CasesConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CasesConfig {
+    /// `sqlite://FILE` or `postgres://user@host/db`; empty: `hedui-cases.db` beside the lake.
+    pub url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,6 +123,9 @@ impl Config {
         }
         if let Ok(v) = std::env::var("HEDUI_ENGINE_SPILL_DIR") {
             config.engine.spill_dir = Some(PathBuf::from(v));
+        }
+        if let Ok(v) = std::env::var("HEDUI_CASES_URL") {
+            config.cases.url = v;
         }
         if let Ok(v) = std::env::var("HEDUI_RULES_DIR") {
             config.rules.dir = Some(PathBuf::from(v));

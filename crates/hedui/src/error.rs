@@ -16,6 +16,10 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Cases(#[from] hedui_cases::Error),
+    #[error("run {run} was not reproduced: {why}")]
+    NotReproduced { run: String, why: String },
     #[error("{file}:{line}: {message}")]
     Config {
         file: PathBuf,

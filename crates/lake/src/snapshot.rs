@@ -28,6 +28,17 @@ impl Snapshot {
         })
     }
 
+    /// The lake as it was at `version`: the commits up to it. The log only grows, so this is
+    /// exactly what a reader saw then (batches committed later are not there, and later
+    /// supersessions do not apply).
+    pub fn at(lake: &Path, version: u64) -> Result<Snapshot> {
+        let commits: Vec<Commit> = read_log(lake)?
+            .into_iter()
+            .filter(|c| c.seq <= version)
+            .collect();
+        Ok(Snapshot::load_from(lake.to_path_buf(), commits))
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -1,11 +1,14 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use hedui_engine::Engine;
-use hedui_engine::check::Hit;
+use hedui_cases::{CaseStore, NewHit, RunRecord, sha256_hex};
+use hedui_engine::check::{EvidenceRef, Hit};
+use hedui_engine::evidence::EvidenceRow;
 use hedui_engine::rules::RuleSet;
+use hedui_engine::{Engine, EngineOptions};
+use hedui_lake::Snapshot;
 
 use crate::cli::OutputFormat;
 use crate::error::{Error, Result};
@@ -13,32 +16,42 @@ use crate::error::{Error, Result};
 pub struct CheckArgs {
     pub rules: Vec<String>,
     pub lake: PathBuf,
+    pub cases: String,
+    pub rerun: Option<String>,
     pub format: OutputFormat,
     pub out: Option<PathBuf>,
     pub rules_dir: Option<PathBuf>,
     pub params: BTreeMap<String, String>,
-    pub engine: hedui_engine::EngineOptions,
+    pub engine: EngineOptions,
 }
 
-/// Load and check every rule, then run the selected ones over the lake.
-pub async fn run_rules(
-    lake: &std::path::Path,
-    rules_dir: Option<&std::path::Path>,
-    ids: &[String],
-    params: &BTreeMap<String, String>,
-    options: &hedui_engine::EngineOptions,
-) -> Result<Vec<Hit>> {
-    if !lake.join(hedui_lake::LOG_DIR).is_dir() {
-        return Err(Error::NoLake(lake.to_path_buf()));
-    }
+/// The case store's default: `hedui-cases.db` beside the lake directory.
+pub fn default_cases_url(lake: &Path) -> String {
+    let dir = lake
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    format!("sqlite://{}", dir.join("hedui-cases.db").display())
+}
+
+/// The built-in rules plus the city's, every parameter value checked.
+fn rule_set(rules_dir: Option<&Path>, params: &BTreeMap<String, String>) -> Result<RuleSet> {
     let mut set = RuleSet::builtin()?;
     if let Some(dir) = rules_dir {
         set = set.with_dir(dir)?;
     }
     set.check_values(params)?;
-    let engine = Engine::open_with(lake, options).await?;
+    Ok(set)
+}
+
+/// Plan every selected rule first (a broken rule stops the run with its file), then run them.
+async fn run_on(
+    engine: &Engine,
+    set: &RuleSet,
+    ids: &[String],
+    params: &BTreeMap<String, String>,
+) -> Result<Vec<Hit>> {
     let selected = set.select(ids)?;
-    // Plan every selected rule before running any: a broken rule stops the run with its file.
     for rule in &selected {
         engine.plan_rule(rule, params).await?;
     }
@@ -47,6 +60,75 @@ pub async fn run_rules(
         hits.extend(engine.run_rule(rule, params).await?);
     }
     Ok(hits)
+}
+
+fn open_lake_check(lake: &Path) -> Result<()> {
+    if lake.join(hedui_lake::LOG_DIR).is_dir() {
+        Ok(())
+    } else {
+        Err(Error::NoLake(lake.to_path_buf()))
+    }
+}
+
+/// Run rules over the lake as it is now (the demo's summary).
+pub async fn run_rules(
+    lake: &Path,
+    rules_dir: Option<&Path>,
+    ids: &[String],
+    params: &BTreeMap<String, String>,
+    options: &EngineOptions,
+) -> Result<Vec<Hit>> {
+    open_lake_check(lake)?;
+    let set = rule_set(rules_dir, params)?;
+    let engine = Engine::open_with(lake, options).await?;
+    run_on(&engine, &set, ids, params).await
+}
+
+/// What identifies a run's result: every hit's rule, subject, months, amount and evidence.
+fn hits_fingerprint(hits: &[Hit]) -> String {
+    let key: Vec<_> = hits
+        .iter()
+        .map(|h| {
+            (
+                &h.rule,
+                &h.subject,
+                h.months_text(),
+                h.amount_text(),
+                &h.evidence,
+            )
+        })
+        .collect();
+    sha256_hex(&serde_json::to_vec(&key).expect("json"))
+}
+
+/// The evidence as content: the rows' values without where and when they were loaded, so the
+/// same rows delivered again are the same evidence.
+fn evidence_fingerprint(h: &Hit, rows: &HashMap<EvidenceRef, EvidenceRow>) -> String {
+    let content: Vec<_> = h
+        .evidence
+        .iter()
+        .map(|r| {
+            let values = rows.get(r).map(|row| {
+                row.values
+                    .iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "_batch" | "_ingested_at" | "_row"))
+                    .collect::<BTreeMap<_, _>>()
+            });
+            (&r.dataset, values)
+        })
+        .collect();
+    sha256_hex(&serde_json::to_vec(&content).expect("json"))
+}
+
+fn evidence_json(h: &Hit, rows: &HashMap<EvidenceRef, EvidenceRow>) -> serde_json::Value {
+    h.evidence
+        .iter()
+        .map(|r| {
+            rows.get(r).map_or(serde_json::Value::Null, |e| {
+                serde_json::to_value(e).expect("row")
+            })
+        })
+        .collect()
 }
 
 /// Months as ranges: 2025-03..2025-06, 2025-09.
@@ -75,33 +157,123 @@ fn months_compact(h: &Hit) -> String {
 }
 
 pub async fn run(args: &CheckArgs) -> Result<ExitCode> {
-    let hits = run_rules(
-        &args.lake,
-        args.rules_dir.as_deref(),
-        &args.rules,
-        &args.params,
-        &args.engine,
-    )
-    .await?;
+    open_lake_check(&args.lake)?;
+    let set = rule_set(args.rules_dir.as_deref(), &args.params)?;
+    let store = CaseStore::open(&args.cases).await?;
+    if let Some(run_id) = &args.rerun {
+        return rerun(args, &set, &store, run_id).await;
+    }
+    let started_at = chrono::Utc::now();
+    let engine = Engine::open_with(&args.lake, &args.engine).await?;
+    let hits = run_on(&engine, &set, &args.rules, &args.params).await?;
+    let rows = engine.load_evidence(&hits).await?;
+    let fingerprint = hits_fingerprint(&hits);
+    let run_id = format!(
+        "run-{}-{}",
+        started_at.format("%Y%m%dT%H%M%S%6f"),
+        &fingerprint[..8]
+    );
+    let selected = set.select(&args.rules)?;
+    let new_hits: Vec<NewHit> = hits
+        .iter()
+        .map(|h| NewHit {
+            rule: h.rule.clone(),
+            subject: h.subject.clone(),
+            months: h.months_text(),
+            amount_cents: h.amount_cents.map(|c| c as i64),
+            evidence: evidence_json(h, &rows),
+            evidence_fingerprint: evidence_fingerprint(h, &rows),
+        })
+        .collect();
+    let mut record = RunRecord {
+        id: run_id.clone(),
+        started_at: started_at.to_rfc3339(),
+        lake_version: engine.snapshot().version(),
+        rules: selected.iter().map(|r| (r.id.clone(), r.version)).collect(),
+        params: selected
+            .iter()
+            .map(|r| (r.id.clone(), r.effective(&args.params)))
+            .collect(),
+        hits: hits.len() as u64,
+        hits_fingerprint: fingerprint,
+        new_cases: 0,
+    };
+    let raised = store.record_run(&mut record, &new_hits).await?;
+    let summary = format!(
+        "run {run_id}: {} hits on lake version {}; cases: {} new, {} already open, {} suppressed (closed with the same evidence)",
+        hits.len(),
+        engine.snapshot().version(),
+        raised.new,
+        raised.already_open,
+        raised.suppressed
+    );
+    emit(args, &hits, &rows, &summary)
+}
+
+/// Run a recorded run again on the lake as it was then, with the rule versions and parameters it
+/// used, and check the hits are exactly the same.
+async fn rerun(
+    args: &CheckArgs,
+    set: &RuleSet,
+    store: &CaseStore,
+    run_id: &str,
+) -> Result<ExitCode> {
+    let record = store.run(run_id).await?;
+    let not = |why: String| Error::NotReproduced {
+        run: run_id.to_string(),
+        why,
+    };
+    let snapshot = Snapshot::at(&args.lake, record.lake_version)?;
+    if snapshot.version() != record.lake_version {
+        return Err(not(format!(
+            "the lake has no version {}",
+            record.lake_version
+        )));
+    }
+    let engine = Engine::with_snapshot(snapshot, &args.engine).await?;
+    let mut hits = Vec::new();
+    for (id, version) in &record.rules {
+        let rule = set.select(std::slice::from_ref(id))?.remove(0);
+        if rule.version != *version {
+            return Err(not(format!(
+                "rule {id} is now version {}, the run used version {version}",
+                rule.version
+            )));
+        }
+        let params = record.params.get(id).cloned().unwrap_or_default();
+        hits.extend(engine.run_rule(rule, &params).await?);
+    }
+    if hits_fingerprint(&hits) != record.hits_fingerprint {
+        return Err(not(format!(
+            "{} hits now, {} then, or their months, amounts or evidence differ",
+            hits.len(),
+            record.hits
+        )));
+    }
+    let rows = engine.load_evidence(&hits).await?;
+    let summary = format!(
+        "run {run_id} reproduced exactly: {} hits on lake version {}",
+        hits.len(),
+        record.lake_version
+    );
+    emit(args, &hits, &rows, &summary)
+}
+
+fn emit(
+    args: &CheckArgs,
+    hits: &[Hit],
+    rows: &HashMap<EvidenceRef, EvidenceRow>,
+    summary: &str,
+) -> Result<ExitCode> {
     let mut buf: Vec<u8> = Vec::new();
     match args.format {
         OutputFormat::Json => {
             // Each hit with the rows that prove it, their source and its as-of date.
-            let engine = Engine::open_with(&args.lake, &args.engine).await?;
-            let rows = engine.load_evidence(&hits).await?;
             let out: Vec<serde_json::Value> = hits
                 .iter()
                 .map(|h| {
                     let mut v = serde_json::to_value(h).expect("hit serialises");
-                    v["evidence"] = h
-                        .evidence
-                        .iter()
-                        .map(|r| {
-                            rows.get(r).map_or(serde_json::Value::Null, |e| {
-                                serde_json::to_value(e).expect("row")
-                            })
-                        })
-                        .collect();
+                    v["evidence"] = evidence_json(h, rows);
                     v
                 })
                 .collect();
@@ -110,7 +282,7 @@ pub async fn run(args: &CheckArgs) -> Result<ExitCode> {
         }
         OutputFormat::Csv => {
             writeln!(buf, "rule,subject,months,amount,evidence_rows,detail").expect("memory");
-            for h in &hits {
+            for h in hits {
                 let detail = h.details.join("; ").replace('"', "\"\"");
                 writeln!(
                     buf,
@@ -132,7 +304,7 @@ pub async fn run(args: &CheckArgs) -> Result<ExitCode> {
                 "规则", "对象 subject", "月份 months", "金额 amount", "证据"
             )
             .expect("memory");
-            for h in &hits {
+            for h in hits {
                 writeln!(
                     buf,
                     "{:<5} {:<20} {:<34} {:>12} {:>6}  {}",
@@ -146,7 +318,7 @@ pub async fn run(args: &CheckArgs) -> Result<ExitCode> {
                 .expect("memory");
             }
             let mut per_rule: BTreeMap<&str, (usize, i128)> = BTreeMap::new();
-            for h in &hits {
+            for h in hits {
                 let e = per_rule.entry(&h.rule).or_default();
                 e.0 += 1;
                 e.1 += h.amount_cents.unwrap_or(0);
@@ -161,6 +333,7 @@ pub async fn run(args: &CheckArgs) -> Result<ExitCode> {
                 )
                 .expect("memory");
             }
+            writeln!(buf, "{summary}").expect("memory");
         }
     }
     match &args.out {
@@ -174,6 +347,10 @@ pub async fn run(args: &CheckArgs) -> Result<ExitCode> {
                 path: "stdout".into(),
                 source,
             })?,
+    }
+    if !matches!(args.format, OutputFormat::Table) || args.out.is_some() {
+        // Keep machine-readable output clean: the summary goes to the terminal.
+        eprintln!("{summary}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -49,14 +49,22 @@ pub async fn run(command: Command, config: Option<std::path::PathBuf>) -> Result
             out,
             rules_dir,
             params,
+            cases,
+            rerun,
         } => {
             let cfg = settings()?;
             // The file's parameters, then the command line's.
             let mut values = cfg.rules.parameters.clone();
             values.extend(params);
+            let lake = lake.unwrap_or_else(|| cfg.lake.path.clone());
+            let cases = cases
+                .or_else(|| Some(cfg.cases.url.clone()).filter(|u| !u.is_empty()))
+                .unwrap_or_else(|| check::default_cases_url(&lake));
             check::run(&check::CheckArgs {
                 rules,
-                lake: lake.unwrap_or_else(|| cfg.lake.path.clone()),
+                lake,
+                cases,
+                rerun,
                 format,
                 out,
                 rules_dir: rules_dir.or_else(|| cfg.rules.dir.clone()),

@@ -3,6 +3,7 @@
 mod common;
 
 mod accounting;
+mod cases;
 mod cli_errors;
 mod crash;
 mod formats;

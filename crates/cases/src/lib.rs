@@ -1,0 +1,385 @@
+//! The case store: every run of the rules (what it read and with which rule versions and
+//! parameters) and the cases its hits became, with their workflow. SQLite by default, PostgreSQL
+//! when the URL says so; the same portable SQL runs on both.
+//!
+//! A hit is raised as a case once: while a case for the same rule and subject is open it is not
+//! raised again, and a closed case (rejected as a false positive, recovered, closed) comes back
+//! only when its evidence changes (new or different source rows).
+
+mod state;
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+
+pub use state::State;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("case store {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("case store: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("no run `{0}` in the case store")]
+    NoRun(String),
+    #[error("no case `{0}`")]
+    NoCase(String),
+    #[error("case {case}: cannot go from {from} to {to}")]
+    Transition {
+        case: String,
+        from: State,
+        to: State,
+    },
+    #[error("case {0}: {1}")]
+    Invalid(String, String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS runs (
+        id TEXT PRIMARY KEY, started_at TEXT NOT NULL, lake_version BIGINT NOT NULL,
+        rules TEXT NOT NULL, params TEXT NOT NULL, hits BIGINT NOT NULL,
+        hits_fingerprint TEXT NOT NULL, new_cases BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS cases (
+        id TEXT PRIMARY KEY, rule_id TEXT NOT NULL, subject TEXT NOT NULL, state TEXT NOT NULL,
+        months TEXT NOT NULL, amount_cents BIGINT, evidence TEXT NOT NULL,
+        evidence_fingerprint TEXT NOT NULL, first_run TEXT NOT NULL, last_run TEXT NOT NULL,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL, assignee TEXT, reject_reason TEXT,
+        recovered_cents BIGINT, recovered_on TEXT)",
+    "CREATE INDEX IF NOT EXISTS cases_rule_subject ON cases (rule_id, subject)",
+    "CREATE TABLE IF NOT EXISTS case_events (
+        case_id TEXT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL, from_state TEXT,
+        to_state TEXT NOT NULL, note TEXT NOT NULL)",
+];
+
+/// What a run read and used: enough to run it again and get the same hits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub started_at: String,
+    /// The lake's commit-log version the run read.
+    pub lake_version: u64,
+    /// Rule id -> version.
+    pub rules: BTreeMap<String, u32>,
+    /// Rule id -> parameter -> value (defaults filled in).
+    pub params: BTreeMap<String, BTreeMap<String, String>>,
+    pub hits: u64,
+    /// SHA-256 over the hits (rule, subject, months, amount, evidence), in order.
+    pub hits_fingerprint: String,
+    pub new_cases: u64,
+}
+
+/// A hit as the store needs it.
+#[derive(Debug, Clone)]
+pub struct NewHit {
+    pub rule: String,
+    pub subject: String,
+    pub months: Vec<String>,
+    pub amount_cents: Option<i64>,
+    /// The evidence as shown to reviewers (rows with source and as-of date).
+    pub evidence: serde_json::Value,
+    /// Fingerprint of the evidence rows' content (not of batch ids: a re-delivery of the same
+    /// rows is the same evidence).
+    pub evidence_fingerprint: String,
+}
+
+/// What raising a run's hits did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Raised {
+    pub new: u64,
+    pub already_open: u64,
+    pub suppressed: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Case {
+    pub id: String,
+    pub rule_id: String,
+    pub subject: String,
+    pub state: State,
+    pub months: Vec<String>,
+    pub amount_cents: Option<i64>,
+    pub evidence_fingerprint: String,
+    pub first_run: String,
+    pub last_run: String,
+    pub reject_reason: Option<String>,
+    pub recovered_cents: Option<i64>,
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub struct CaseStore {
+    pool: AnyPool,
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339()
+}
+
+impl CaseStore {
+    /// Open (creating the schema if needed) `sqlite://path` or `postgres://...`.
+    pub async fn open(url: &str) -> Result<CaseStore> {
+        install_default_drivers();
+        let url_full = if url.starts_with("sqlite:") && !url.contains('?') {
+            format!("{url}?mode=rwc")
+        } else {
+            url.to_string()
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .connect(&url_full)
+            .await
+            .map_err(|source| Error::Open {
+                url: redact(url),
+                source,
+            })?;
+        for stmt in SCHEMA {
+            sqlx::query(stmt).execute(&pool).await?;
+        }
+        Ok(CaseStore { pool })
+    }
+
+    /// Record a run and raise its hits as cases in one transaction: a run is never recorded
+    /// without its cases, nor cases without their run. `run.new_cases` is filled in.
+    pub async fn record_run(&self, run: &mut RunRecord, hits: &[NewHit]) -> Result<Raised> {
+        let mut tx = self.pool.begin().await?;
+        let raised = raise_in(&mut tx, &run.id, hits).await?;
+        run.new_cases = raised.new;
+        sqlx::query(
+            "INSERT INTO runs (id, started_at, lake_version, rules, params, hits, hits_fingerprint, new_cases) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&run.id)
+        .bind(&run.started_at)
+        .bind(run.lake_version as i64)
+        .bind(serde_json::to_string(&run.rules).expect("json"))
+        .bind(serde_json::to_string(&run.params).expect("json"))
+        .bind(run.hits as i64)
+        .bind(&run.hits_fingerprint)
+        .bind(run.new_cases as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(raised)
+    }
+
+    pub async fn run(&self, id: &str) -> Result<RunRecord> {
+        let row = sqlx::query("SELECT id, started_at, lake_version, rules, params, hits, hits_fingerprint, new_cases FROM runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::NoRun(id.to_string()))?;
+        Ok(RunRecord {
+            id: row.try_get("id")?,
+            started_at: row.try_get("started_at")?,
+            lake_version: row.try_get::<i64, _>("lake_version")? as u64,
+            rules: serde_json::from_str(&row.try_get::<String, _>("rules")?).unwrap_or_default(),
+            params: serde_json::from_str(&row.try_get::<String, _>("params")?).unwrap_or_default(),
+            hits: row.try_get::<i64, _>("hits")? as u64,
+            hits_fingerprint: row.try_get("hits_fingerprint")?,
+            new_cases: row.try_get::<i64, _>("new_cases")? as u64,
+        })
+    }
+
+    /// Turn hits into cases, once each (see the crate docs).
+    pub async fn raise(&self, run_id: &str, hits: &[NewHit]) -> Result<Raised> {
+        let mut tx = self.pool.begin().await?;
+        let raised = raise_in(&mut tx, run_id, hits).await?;
+        tx.commit().await?;
+        Ok(raised)
+    }
+
+    /// Move a case along its workflow. A note is required; rejecting needs a reason, recovering
+    /// an amount.
+    pub async fn transition(
+        &self,
+        case_id: &str,
+        to: State,
+        actor: &str,
+        note: &str,
+        reason: Option<&str>,
+        recovered_cents: Option<i64>,
+    ) -> Result<()> {
+        if note.trim().is_empty() {
+            return Err(Error::Invalid(case_id.into(), "a note is required".into()));
+        }
+        let row = sqlx::query("SELECT state FROM cases WHERE id = $1")
+            .bind(case_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::NoCase(case_id.into()))?;
+        let from: State = row
+            .try_get::<String, _>("state")?
+            .parse()
+            .unwrap_or(State::New);
+        if !from.can_go_to(to) {
+            return Err(Error::Transition {
+                case: case_id.into(),
+                from,
+                to,
+            });
+        }
+        if to == State::Rejected && reason.is_none_or(|r| r.trim().is_empty()) {
+            return Err(Error::Invalid(
+                case_id.into(),
+                "rejecting needs a reason".into(),
+            ));
+        }
+        if to == State::Recovered && recovered_cents.is_none() {
+            return Err(Error::Invalid(
+                case_id.into(),
+                "recovering needs the amount recovered".into(),
+            ));
+        }
+        let at = now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE cases SET state = $1, updated_at = $2, reject_reason = COALESCE($3, reject_reason), recovered_cents = COALESCE($4, recovered_cents), recovered_on = CASE WHEN $5 = 'recovered' THEN $6 ELSE recovered_on END WHERE id = $7")
+            .bind(to.as_str())
+            .bind(&at)
+            .bind(reason)
+            .bind(recovered_cents)
+            .bind(to.as_str())
+            .bind(&at)
+            .bind(case_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO case_events (case_id, at, actor, from_state, to_state, note) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(case_id)
+            .bind(&at)
+            .bind(actor)
+            .bind(from.as_str())
+            .bind(to.as_str())
+            .bind(note)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn cases(&self) -> Result<Vec<Case>> {
+        let rows = sqlx::query("SELECT id, rule_id, subject, state, months, amount_cents, evidence_fingerprint, first_run, last_run, reject_reason, recovered_cents FROM cases ORDER BY rule_id, subject, created_at")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Case {
+                    id: r.try_get("id")?,
+                    rule_id: r.try_get("rule_id")?,
+                    subject: r.try_get("subject")?,
+                    state: r
+                        .try_get::<String, _>("state")?
+                        .parse()
+                        .unwrap_or(State::New),
+                    months: serde_json::from_str(&r.try_get::<String, _>("months")?)
+                        .unwrap_or_default(),
+                    amount_cents: r.try_get("amount_cents")?,
+                    evidence_fingerprint: r.try_get("evidence_fingerprint")?,
+                    first_run: r.try_get("first_run")?,
+                    last_run: r.try_get("last_run")?,
+                    reject_reason: r.try_get("reject_reason")?,
+                    recovered_cents: r.try_get("recovered_cents")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A database URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..s + 3], user, &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn raise_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    run_id: &str,
+    hits: &[NewHit],
+) -> Result<Raised> {
+    let mut raised = Raised::default();
+    for h in hits {
+        let existing = sqlx::query(
+            "SELECT id, state, evidence_fingerprint FROM cases WHERE rule_id = $1 AND subject = $2",
+        )
+        .bind(&h.rule)
+        .bind(&h.subject)
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut open = None;
+        let mut same_evidence = false;
+        for row in &existing {
+            let state: State = row
+                .try_get::<String, _>("state")?
+                .parse()
+                .unwrap_or(State::New);
+            if state.is_open() {
+                open = Some(row.try_get::<String, _>("id")?);
+            }
+            if row.try_get::<String, _>("evidence_fingerprint")? == h.evidence_fingerprint {
+                same_evidence = true;
+            }
+        }
+        if let Some(id) = open {
+            sqlx::query("UPDATE cases SET last_run = $1, updated_at = $2 WHERE id = $3")
+                .bind(run_id)
+                .bind(now())
+                .bind(&id)
+                .execute(&mut **tx)
+                .await?;
+            raised.already_open += 1;
+            continue;
+        }
+        if same_evidence {
+            raised.suppressed += 1;
+            continue;
+        }
+        let id = format!(
+            "{}-{}",
+            h.rule,
+            &sha256_hex(
+                format!("{}\0{}\0{}", h.rule, h.subject, h.evidence_fingerprint).as_bytes()
+            )[..12]
+        );
+        let at = now();
+        sqlx::query("INSERT INTO cases (id, rule_id, subject, state, months, amount_cents, evidence, evidence_fingerprint, first_run, last_run, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+            .bind(&id)
+            .bind(&h.rule)
+            .bind(&h.subject)
+            .bind(State::New.as_str())
+            .bind(serde_json::to_string(&h.months).expect("json"))
+            .bind(h.amount_cents)
+            .bind(h.evidence.to_string())
+            .bind(&h.evidence_fingerprint)
+            .bind(run_id)
+            .bind(run_id)
+            .bind(&at)
+            .bind(&at)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("INSERT INTO case_events (case_id, at, actor, from_state, to_state, note) VALUES ($1, $2, $3, NULL, $4, $5)")
+            .bind(&id)
+            .bind(&at)
+            .bind("hedui")
+            .bind(State::New.as_str())
+            .bind(format!("raised by run {run_id}"))
+            .execute(&mut **tx)
+            .await?;
+        raised.new += 1;
+    }
+    Ok(raised)
+}
