@@ -1,9 +1,11 @@
 //! Department files as departments write them: encodings, title rows, mixed date forms, ID
 //! habits; plus the rows the generator breaks or repeats on purpose, recorded in the truth.
 
+mod breakage;
 mod csv_out;
 mod departments;
 mod habits;
+mod ledgers;
 mod xlsx_out;
 
 use std::path::{Path, PathBuf};

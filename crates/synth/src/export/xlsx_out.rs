@@ -1,7 +1,9 @@
 //! Excel sheets as offices lay them out: a merged title, an office line, a blank row, the header,
 //! data, a blank row and a 合计 row.
 
-use rust_xlsxwriter::{Format, FormatAlign, Worksheet};
+use rust_xlsxwriter::{Format, FormatAlign, Workbook, Worksheet};
+
+use crate::city::YEAR;
 
 use crate::Result;
 use crate::truth::{BrokenRow, Truth};
@@ -117,4 +119,15 @@ impl<'a> SheetOut<'a> {
         truth.broken_rows.extend(self.broken);
         self.data_rows
     }
+}
+
+/// A workbook stamped with a fixed creation time: the same seed must give the same bytes.
+pub fn workbook() -> Result<Workbook> {
+    let mut wb = Workbook::new();
+    let created = rust_xlsxwriter::ExcelDateTime::from_ymd(YEAR as u16 + 1, 1, 5)?;
+    let props = rust_xlsxwriter::DocProperties::new()
+        .set_author("宜昌市民政局")
+        .set_creation_datetime(&created);
+    wb.set_properties(&props);
+    Ok(wb)
 }
