@@ -36,6 +36,9 @@ pub struct CsvOut {
     buf: String,
     broken: Vec<BrokenRow>,
     duplicates: Vec<DuplicateRow>,
+    /// Broken rows written so far: two identical broken rows would be one broken row and one
+    /// duplicate to ingest (a month replaced by `2025-13` makes a household's months alike).
+    broken_lines: std::collections::HashSet<Vec<String>>,
 }
 
 fn quote(field: &str, out: &mut String) {
@@ -70,6 +73,7 @@ impl CsvOut {
             buf: String::new(),
             broken: Vec::new(),
             duplicates: Vec::new(),
+            broken_lines: std::collections::HashSet::new(),
         })
     }
 
@@ -116,6 +120,12 @@ impl CsvOut {
 
     /// A row broken on purpose; `problem` is the reason code ingest must give.
     pub fn broken(&mut self, fields: &[&str], problem: &str, what: &str) -> Result<()> {
+        if !self
+            .broken_lines
+            .insert(fields.iter().map(|f| f.to_string()).collect())
+        {
+            return Ok(());
+        }
         let line = self.row(fields)?;
         self.broken.push(BrokenRow {
             file: self.rel.clone(),
