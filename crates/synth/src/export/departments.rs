@@ -12,6 +12,28 @@ use crate::names::{self, COUNTIES};
 use crate::truth::FileTruth;
 use crate::{Error, Result};
 
+/// Save a workbook under the data directory and record what it holds in the truth.
+fn save_workbook(
+    ex: &mut Exporter,
+    wb: &mut rust_xlsxwriter::Workbook,
+    rel: String,
+    dataset: Vec<String>,
+    data_rows: u64,
+) -> Result<()> {
+    let path = ex.path(&rel);
+    std::fs::create_dir_all(path.parent().expect("dir")).map_err(|e| Error::io(&path, e))?;
+    wb.save(&path)?;
+    ex.truth.files.insert(
+        rel,
+        FileTruth {
+            dataset,
+            data_rows,
+            encoding: "xlsx".into(),
+        },
+    );
+    Ok(())
+}
+
 pub fn write_all(ex: &mut Exporter) -> Result<()> {
     use super::ledgers::*;
     registry(ex)?;
@@ -182,18 +204,7 @@ fn cremations(ex: &mut Exporter) -> Result<()> {
         ])?;
         total_rows += sheet.finish(ex.truth);
     }
-    let path = ex.path(&rel);
-    std::fs::create_dir_all(path.parent().expect("dir")).map_err(|e| Error::io(&path, e))?;
-    wb.save(&path)?;
-    ex.truth.files.insert(
-        rel,
-        FileTruth {
-            dataset: vec!["cremations".into()],
-            data_rows: total_rows,
-            encoding: "xlsx".into(),
-        },
-    );
-    Ok(())
+    save_workbook(ex, &mut wb, rel, vec!["cremations".into()], total_rows)
 }
 
 fn death_certificates(ex: &mut Exporter) -> Result<()> {
@@ -380,18 +391,13 @@ fn dibao_roster(ex: &mut Exporter) -> Result<()> {
         }
         member_rows += sheet.finish(ex.truth);
     }
-    let path = ex.path(&rel);
-    std::fs::create_dir_all(path.parent().expect("dir")).map_err(|e| Error::io(&path, e))?;
-    wb.save(&path)?;
-    ex.truth.files.insert(
+    save_workbook(
+        ex,
+        &mut wb,
         rel,
-        FileTruth {
-            dataset: vec!["dibao_households".into(), "dibao_members".into()],
-            data_rows: households_rows + member_rows,
-            encoding: "xlsx".into(),
-        },
-    );
-    Ok(())
+        vec!["dibao_households".into(), "dibao_members".into()],
+        households_rows + member_rows,
+    )
 }
 
 fn dibao_payments(ex: &mut Exporter) -> Result<()> {
