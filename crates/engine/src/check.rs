@@ -131,7 +131,8 @@ impl Engine {
                 details: b.details.into_iter().collect(),
             })
             .collect();
-        tracing::info!(rule = %rule.id, hits = hits.len(), ms = started.elapsed().as_millis() as u64, "rule ran");
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        tracing::info!(rule = %rule.id, rows, hits = hits.len(), ms = started.elapsed().as_millis() as u64, "rule ran");
         Ok(hits)
     }
 }

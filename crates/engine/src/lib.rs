@@ -24,7 +24,7 @@ pub mod evidence;
 pub mod output;
 pub mod rules;
 pub mod sandbox;
-mod system;
+pub mod system;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -64,7 +64,7 @@ pub struct Engine {
 
 /// What analysts may run: queries only. No DDL (CREATE EXTERNAL TABLE reads files), no DML or
 /// COPY (writes files), no SET or other statements (engine settings).
-fn read_only() -> SQLOptions {
+pub fn read_only() -> SQLOptions {
     SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)

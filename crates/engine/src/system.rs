@@ -39,6 +39,17 @@ SELECT person_id_key,
        array_agg(evidence) AS evidence
 FROM death_records GROUP BY person_id_key";
 
+/// The views hedui defines over the datasets: name, the tables each reads, and its SQL. A
+/// policy session defines them again over the caller's views of those tables.
+pub const DERIVED_VIEWS: &[(&str, &[&str], &str)] = &[
+    (
+        "death_records",
+        &["cremations", "death_certificates", "persons"],
+        DEATH_RECORDS,
+    ),
+    ("deaths", &["death_records"], DEATHS),
+];
+
 pub async fn register(ctx: &SessionContext, snapshot: &Snapshot) -> Result<()> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("batch", DataType::Utf8, false),
@@ -81,7 +92,7 @@ pub async fn register(ctx: &SessionContext, snapshot: &Snapshot) -> Result<()> {
         "batches",
         Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
     )?;
-    for view in [DEATH_RECORDS, DEATHS] {
+    for (_, _, view) in DERIVED_VIEWS {
         ctx.sql(view).await?.collect().await?;
     }
     Ok(())

@@ -88,6 +88,11 @@ pub enum Command {
         #[arg(long, value_name = "RUN_ID")]
         rerun: Option<String>,
     },
+    /// The rules this city runs (built in, plus its rules directory): list them or show one.
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
     /// Generate a small city, ingest it with the shipped connectors and show what was loaded.
     Demo {
         /// Working directory for the demo city and its lake.
@@ -97,6 +102,29 @@ pub enum Command {
         persons: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesAction {
+    /// One line per rule: id, version, subject kind, title and where it came from.
+    List {
+        /// A directory of the city's own rules (default: hedui.toml's rules.dir).
+        #[arg(long)]
+        rules_dir: Option<PathBuf>,
+    },
+    /// A rule's metadata, parameters (with the values this city uses) and SQL.
+    Show {
+        /// The rule id, e.g. R1.
+        id: String,
+        #[arg(long)]
+        rules_dir: Option<PathBuf>,
+        /// Set a rule parameter, e.g. `--param dibao_line=850` (repeatable).
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Print only the SQL with the parameters filled in.
+        #[arg(long)]
+        sql: bool,
     },
 }
 

@@ -63,6 +63,25 @@ pub struct ColumnDef {
     pub synonyms: BTreeMap<String, String>,
     #[serde(default)]
     pub description: String,
+    /// Personal data beyond the ID and name (an address, a phone number): hidden from roles
+    /// that see masked data. Resident IDs and names are always treated as personal.
+    #[serde(default)]
+    pub personal: bool,
+}
+
+/// How a row of a dataset belongs to an administrative region, for row policies: a region-scoped
+/// identity (a district's reviewer) sees only the rows of its region.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum RegionScope {
+    /// The row carries a region code column (6-digit administrative code).
+    Column(String),
+    /// The row is about a person (this resident ID column): the person's region in the
+    /// household registry (`persons.region_code`) decides.
+    Person(String),
+    /// The row is about a dibao household (this household number column): the region of the
+    /// household head in the registry decides.
+    Household(String),
 }
 
 impl ColumnDef {
@@ -171,6 +190,10 @@ pub struct DatasetDef {
     /// A system dataset (the quarantine) is written by hedui itself, never by a mapping.
     #[serde(default)]
     pub system: bool,
+    /// How a row belongs to a region; a dataset without one is denied to region-scoped
+    /// identities.
+    #[serde(default)]
+    pub region: Option<RegionScope>,
     pub columns: Vec<ColumnDef>,
 }
 
@@ -224,6 +247,19 @@ impl DatasetDef {
             if self.column(k).is_none() {
                 return Err(err(format!("key column `{k}` is not a column")));
             }
+        }
+        let region_column = match &self.region {
+            None => None,
+            Some(RegionScope::Column(c)) => Some((c, ColumnType::RegionCode)),
+            Some(RegionScope::Person(c)) => Some((c, ColumnType::ResidentId)),
+            Some(RegionScope::Household(c)) => Some((c, ColumnType::Text)),
+        };
+        if let Some((name, ty)) = region_column
+            && self.column(name).map(|c| c.ty) != Some(ty)
+        {
+            return Err(err(format!(
+                "region column `{name}` must be a `{ty:?}` column of this dataset"
+            )));
         }
         Ok(())
     }

@@ -35,7 +35,7 @@ pub fn default_cases_url(lake: &Path) -> String {
 }
 
 /// The built-in rules plus the city's, every parameter value checked.
-fn rule_set(rules_dir: Option<&Path>, params: &BTreeMap<String, String>) -> Result<RuleSet> {
+pub fn rule_set(rules_dir: Option<&Path>, params: &BTreeMap<String, String>) -> Result<RuleSet> {
     let mut set = RuleSet::builtin()?;
     if let Some(dir) = rules_dir {
         set = set.with_dir(dir)?;

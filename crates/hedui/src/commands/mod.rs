@@ -2,6 +2,7 @@ mod check;
 mod demo;
 mod generate;
 mod ingest;
+mod rules;
 mod sql;
 
 use std::process::ExitCode;
@@ -72,6 +73,10 @@ pub async fn run(command: Command, config: Option<std::path::PathBuf>) -> Result
                 engine: cfg.engine_options(config.as_deref())?,
             })
             .await
+        }
+        Command::Rules { action } => {
+            let cfg = settings()?;
+            rules::run(action, &cfg)
         }
         Command::Demo { dir, persons, seed } => demo::run(&dir, persons, seed).await,
     }

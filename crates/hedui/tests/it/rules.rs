@@ -210,3 +210,23 @@ fn settings_come_from_hedui_toml_and_flags_override_them() {
         "{stderr}"
     );
 }
+
+#[test]
+fn rules_are_listed_and_shown_with_the_sql_they_run() {
+    let list = run_ok(hedui().args(["rules", "list"]));
+    for id in ["R1", "R2", "R3", "R4", "R5", "R6", "R7"] {
+        assert!(
+            list.lines().any(|l| l.starts_with(id)),
+            "{id} missing:\n{list}"
+        );
+    }
+    let shown = run_ok(hedui().args(["rules", "show", "R5", "--param", "dibao_line=850"]));
+    assert!(shown.contains("dibao_line = 850 (default 800"), "{shown}");
+    assert!(shown.contains("低保家庭收入财产超标"), "{shown}");
+    let sql = run_ok(hedui().args(["rules", "show", "R5", "--sql", "--param", "dibao_line=850"]));
+    assert!(sql.starts_with("WITH"), "{sql}");
+    assert!(sql.contains("850.00") && !sql.contains("{{"), "{sql}");
+    let unknown = run(hedui().args(["rules", "show", "R99"]));
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("R1, R2"));
+}

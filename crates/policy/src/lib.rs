@@ -1,0 +1,53 @@
+//! Who may see what. A caller's session knows each dataset only as the view its policy makes
+//! (rows of its region, personal columns masked unless its role and a stated purpose allow),
+//! so HTTP, the Postgres wire protocol and the command line give the same identity the same
+//! answer. Queries are read-only, person lookups need a purpose, aggregate-only roles get small
+//! cells suppressed, and every query has time, row and memory limits.
+
+mod audit_table;
+pub mod config;
+pub mod grant;
+pub mod inspect;
+mod pseudonym;
+mod session;
+mod suppress;
+pub mod view;
+
+pub use config::{AccessConfig, PolicyRule, QueryLimits, RowScope, Unmask, default_policies};
+pub use grant::{AUDIT_TABLE, Grant};
+pub use session::{PolicyEngine, Query, QueryInfo, QueryStream, Session, check_purpose};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Not allowed for this caller (HTTP 403): policy, purpose or read-only rules.
+    #[error("{0}")]
+    Refused(String),
+    /// The query is wrong (HTTP 400); the message is for its author.
+    #[error("{0}")]
+    Query(String),
+    /// A limit was reached (time, memory); the query was stopped.
+    #[error("{0}")]
+    Limit(String),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Engine(#[from] hedui_engine::Error),
+    /// An internal failure; its details go to the server log, not to the caller.
+    #[error("internal query engine error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A code for the audit log and the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Refused(_) => "refused",
+            Error::Query(_) => "invalid_query",
+            Error::Limit(_) => "limit",
+            Error::Config(_) => "config",
+            Error::Engine(_) | Error::Internal(_) => "internal",
+        }
+    }
+}

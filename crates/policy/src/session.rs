@@ -1,0 +1,557 @@
+//! A caller's query session: a DataFusion context holding only the caller's views, planning
+//! with the read-only, purpose and aggregate checks, executing with the query limits.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::view::ViewTable;
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::{FunctionRegistry, SendableRecordBatchStream};
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, ScalarUDF};
+use datafusion::physical_plan::execute_stream;
+use datafusion::prelude::SessionContext;
+use futures::{Stream, StreamExt};
+use hedui_auth::{Identity, Role};
+use hedui_engine::Engine;
+use hedui_model::Catalog;
+
+use crate::config::{AccessConfig, PolicyRule};
+use crate::grant::{self, AUDIT_TABLE, Grant};
+use crate::suppress::{self, Suppression};
+use crate::{Error, Result, audit_table, inspect, pseudonym, view};
+
+/// Shared by every caller of a server (or one command line run).
+pub struct PolicyEngine {
+    engine: Arc<Engine>,
+    policies: Vec<PolicyRule>,
+    threshold: u64,
+    timeout: Duration,
+    max_rows: u64,
+    memory: usize,
+    pseudonym: ScalarUDF,
+    audit_log: Option<PathBuf>,
+    /// Contexts by what they show: callers with the same grants share one.
+    cache: Mutex<HashMap<String, Arc<SessionContext>>>,
+}
+
+const CACHE_LIMIT: usize = 256;
+
+/// A stated purpose: a case number or an authorisation reference, as the caller wrote it.
+pub fn check_purpose(purpose: &str) -> Result<String> {
+    let p = purpose.trim();
+    let ok = (3..=100).contains(&p.chars().count())
+        && p.chars().next().is_some_and(|c| c.is_alphanumeric())
+        && p.chars()
+            .all(|c| c.is_alphanumeric() || "-_./:#（）() ".contains(c));
+    if ok {
+        Ok(p.to_string())
+    } else {
+        Err(Error::Refused(format!(
+            "purpose `{}` is not a case number or authorisation reference (3 to 100 letters, digits, `-_./:#`)",
+            p.chars().take(100).collect::<String>()
+        )))
+    }
+}
+
+impl PolicyEngine {
+    pub fn new(
+        engine: Arc<Engine>,
+        config: &AccessConfig,
+        pseudonym_secret: &[u8],
+        audit_log: Option<PathBuf>,
+    ) -> Result<PolicyEngine> {
+        let memory = hedui_engine_bytes(&config.limits.memory)?;
+        Ok(PolicyEngine {
+            engine,
+            policies: config.effective_policies(),
+            threshold: config.small_cell_threshold,
+            timeout: config.limits.timeout().map_err(Error::Config)?,
+            max_rows: config.limits.max_rows,
+            memory,
+            pseudonym: pseudonym::udf(pseudonym_secret),
+            audit_log,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub fn grants(&self, identity: &Identity) -> BTreeMap<String, Grant> {
+        grant::resolve(identity, &self.policies)
+    }
+
+    /// The session of `identity`, with `purpose` if one was stated.
+    pub async fn session(&self, identity: &Identity, purpose: Option<&str>) -> Result<Session> {
+        let purpose = purpose
+            .filter(|p| !p.trim().is_empty())
+            .map(check_purpose)
+            .transpose()?;
+        let grants = self.grants(identity);
+        let has_purpose = purpose.is_some();
+        let key = format!(
+            "{:?}",
+            grants
+                .values()
+                .map(|g| (g, g.masked(has_purpose)))
+                .collect::<Vec<_>>()
+        );
+        // The audit log changes with every request: an auditor's view is never reused.
+        let cacheable = !grants.contains_key(AUDIT_TABLE);
+        let cached = cacheable
+            .then(|| self.cache.lock().expect("cache lock").get(&key).cloned())
+            .flatten();
+        let ctx = match cached {
+            Some(ctx) => ctx,
+            None => {
+                let ctx = Arc::new(self.build(&grants, has_purpose).await?);
+                if cacheable {
+                    let mut cache = self.cache.lock().expect("cache lock");
+                    if cache.len() >= CACHE_LIMIT {
+                        cache.clear();
+                    }
+                    cache.insert(key, ctx.clone());
+                }
+                ctx
+            }
+        };
+        Ok(Session {
+            ctx,
+            identity: identity.clone(),
+            purpose,
+            grants: Arc::new(grants),
+            threshold: self.threshold,
+            timeout: self.timeout,
+            max_rows: self.max_rows,
+            memory: self.memory,
+        })
+    }
+
+    /// A context that knows only the caller's views.
+    async fn build(
+        &self,
+        grants: &BTreeMap<String, Grant>,
+        purpose: bool,
+    ) -> Result<SessionContext> {
+        let base = self.engine.context();
+        let ctx = SessionContext::new_with_config_rt(base.copied_config(), base.runtime_env());
+        ctx.register_udf(self.pseudonym.clone());
+        let mut planner = base.state();
+        planner
+            .register_udf(Arc::new(self.pseudonym.clone()))
+            .map_err(internal)?;
+        for (name, g) in grants {
+            if name == AUDIT_TABLE {
+                let batch = audit_table::batch(self.audit_log.as_deref())?;
+                let table =
+                    MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(internal)?;
+                ctx.register_table(AUDIT_TABLE, Arc::new(table))
+                    .map_err(internal)?;
+                continue;
+            }
+            let def = Catalog::builtin()
+                .get(name)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            let sql = view::view_sql(def, g, g.masked(purpose));
+            let plan = planner.create_logical_plan(&sql).await.map_err(internal)?;
+            ctx.register_table(name.as_str(), Arc::new(ViewTable::new(plan, None)))
+                .map_err(internal)?;
+        }
+        let has_data = grants.keys().any(|g| g != AUDIT_TABLE);
+        if has_data && let Some(batches) = base.table_provider("batches").await.ok() {
+            ctx.register_table("batches", batches).map_err(internal)?;
+        }
+        for (name, needs, sql) in hedui_engine::system::DERIVED_VIEWS {
+            let have = needs.iter().all(|n| ctx.table_exist(*n).unwrap_or(false));
+            if have {
+                ctx.sql(sql).await.map_err(internal)?;
+                tracing::trace!(view = name, "derived view defined");
+            }
+        }
+        Ok(ctx)
+    }
+}
+
+fn hedui_engine_bytes(s: &str) -> Result<usize> {
+    parse_bytes(s).ok_or_else(|| {
+        Error::Config(format!(
+            "[access.limits] memory: `{s}` is not a size like 512MiB or 2GiB"
+        ))
+    })
+}
+
+/// Bytes from `4GiB`, `512MiB`, `64KiB`, `1GB` or a plain number.
+pub(crate) fn parse_bytes(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: usize = n.parse().ok()?;
+    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(e.to_string())
+}
+
+/// What a query touched and how, for the audit log and the caller.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct QueryInfo {
+    pub datasets: Vec<String>,
+    pub columns: Vec<String>,
+    pub policies: Vec<String>,
+    /// The identifying column a person-level query filtered on.
+    pub person_lookup: Option<String>,
+    pub purpose: Option<String>,
+}
+
+/// A planned, checked query.
+pub struct Query {
+    plan: LogicalPlan,
+    suppression: Option<Suppression>,
+    pub info: QueryInfo,
+}
+
+pub struct Session {
+    ctx: Arc<SessionContext>,
+    identity: Identity,
+    purpose: Option<String>,
+    grants: Arc<BTreeMap<String, Grant>>,
+    threshold: u64,
+    timeout: Duration,
+    max_rows: u64,
+    memory: usize,
+}
+
+impl Session {
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    pub fn purpose(&self) -> Option<&str> {
+        self.purpose.as_deref()
+    }
+
+    pub fn grants(&self) -> &BTreeMap<String, Grant> {
+        &self.grants
+    }
+
+    pub fn max_rows(&self) -> u64 {
+        self.max_rows
+    }
+
+    /// The caller's view of the catalog, for `information_schema`-like listings.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Plan `sql` and check it is something this caller may run.
+    pub async fn plan(&self, sql: &str) -> Result<Query> {
+        let state = self.ctx.state();
+        let plan = state
+            .create_logical_plan(sql)
+            .await
+            .map_err(|e| self.planning_error(e))?;
+        hedui_engine::read_only().verify_plan(&plan).map_err(|e| {
+            Error::Refused(format!(
+                "only queries may run here (read-only): {}",
+                first_line(&e.find_root().to_string())
+            ))
+        })?;
+        if inspect::is_explain(&plan) && !self.identity.has(Role::Admin) {
+            return Err(Error::Refused(
+                "EXPLAIN and DESCRIBE show how data is stored and are for administrators".into(),
+            ));
+        }
+        let tables = inspect::tables(&plan);
+        let person_lookup = inspect::person_lookup(&plan);
+        if let Some(col) = &person_lookup
+            && self.purpose.is_none()
+        {
+            return Err(Error::Refused(format!(
+                "a query about a particular person or household (a condition on `{col}`) needs a stated purpose: a case number or authorisation reference"
+            )));
+        }
+        let aggregate_only = self.grants.values().any(|g| g.aggregate_only);
+        let (plan, suppression) = if aggregate_only {
+            let (plan, s) = suppress::rewrite(&plan, self.threshold).map_err(Error::Refused)?;
+            (plan, Some(s))
+        } else {
+            (plan, None)
+        };
+        // One row more than the limit, to know the result was cut.
+        let limited = LogicalPlanBuilder::from(plan)
+            .limit(0, Some(self.max_rows as usize + 1))
+            .and_then(|b| b.build())
+            .map_err(internal)?;
+        let optimized = state
+            .optimize(&limited)
+            .map_err(|e| self.planning_error(e))?;
+        let masked_by_purpose = self.purpose.is_some();
+        let mut policies: Vec<String> = tables
+            .iter()
+            .filter_map(|t| self.grants.get(t))
+            .map(|g| {
+                let mut p = format!(
+                    "{} [{}]: rows {}; personal columns {}",
+                    g.policy,
+                    g.dataset,
+                    g.region
+                        .as_deref()
+                        .map_or("all".to_string(), |r| format!("of region {r}")),
+                    if g.masked(masked_by_purpose) {
+                        "masked"
+                    } else {
+                        "in clear"
+                    }
+                );
+                if !g.hide.is_empty() {
+                    p.push_str(&format!(
+                        "; hidden {}",
+                        g.hide.iter().cloned().collect::<Vec<_>>().join(",")
+                    ));
+                }
+                p
+            })
+            .collect();
+        if suppression.is_some() {
+            policies.push(format!("small cells under {} suppressed", self.threshold));
+        }
+        Ok(Query {
+            plan: optimized.clone(),
+            suppression,
+            info: QueryInfo {
+                datasets: tables.into_iter().collect(),
+                columns: inspect::columns(&optimized).into_iter().collect(),
+                policies,
+                person_lookup,
+                purpose: self.purpose.clone(),
+            },
+        })
+    }
+
+    fn planning_error(&self, e: DataFusionError) -> Error {
+        let root = e.find_root();
+        let msg = first_line(&root.to_string());
+        if let Some(name) = missing_table(&msg) {
+            let known = Catalog::builtin().get(&name).is_ok() || name == AUDIT_TABLE;
+            return if known {
+                Error::Refused(format!(
+                    "dataset `{name}` is not available to your role(s) ({})",
+                    self.identity.roles_text()
+                ))
+            } else {
+                Error::Query(format!("there is no table `{name}`"))
+            };
+        }
+        match root {
+            DataFusionError::SQL(..)
+            | DataFusionError::Plan(..)
+            | DataFusionError::SchemaError(..)
+            | DataFusionError::NotImplemented(..)
+            | DataFusionError::Configuration(..) => Error::Query(msg),
+            _ => Error::Internal(msg),
+        }
+    }
+
+    /// Run a planned query. The stream stops at the row limit, at the time limit, and when the
+    /// query's memory is exhausted (after spilling what can spill).
+    pub async fn execute(&self, query: Query) -> Result<QueryStream> {
+        let started = Instant::now();
+        let runtime = RuntimeEnvBuilder::from_runtime_env(&self.ctx.runtime_env())
+            .with_memory_pool(Arc::new(FairSpillPool::new(self.memory)))
+            .build_arc()
+            .map_err(internal)?;
+        let state = SessionStateBuilder::new_from_existing(self.ctx.state())
+            .with_runtime_env(runtime)
+            .build();
+        let physical = tokio::time::timeout(
+            self.timeout,
+            state
+                .query_planner()
+                .create_physical_plan(&query.plan, &state),
+        )
+        .await
+        .map_err(|_| self.time_limit())?
+        .map_err(|e| self.planning_error(e))?;
+        let stream = execute_stream(physical, state.task_ctx()).map_err(execution_error)?;
+        let schema = match &query.suppression {
+            Some(s) => s.schema(),
+            None => stream.schema(),
+        };
+        Ok(QueryStream {
+            inner: stream,
+            schema,
+            suppression: query.suppression,
+            deadline: tokio::time::Instant::from_std(started + self.timeout),
+            timeout: self.timeout,
+            sleep: None,
+            max_rows: self.max_rows,
+            rows: Arc::new(AtomicU64::new(0)),
+            truncated: Arc::new(AtomicBool::new(false)),
+            done: false,
+            info: query.info,
+        })
+    }
+
+    /// Plan, execute and collect: for the command line and tests.
+    pub async fn run(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>, QueryInfo, bool)> {
+        let query = self.plan(sql).await?;
+        let mut stream = self.execute(query).await?;
+        let schema = stream.schema();
+        let mut batches = Vec::new();
+        while let Some(b) = stream.next().await {
+            batches.push(b?);
+        }
+        let truncated = stream.truncated();
+        Ok((schema, batches, stream.info.clone(), truncated))
+    }
+
+    fn time_limit(&self) -> Error {
+        Error::Limit(format!(
+            "the query took longer than the limit of {}s and was stopped",
+            self.timeout.as_secs()
+        ))
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}
+
+/// `table 'datafusion.public.persons' not found` -> `persons`.
+fn missing_table(msg: &str) -> Option<String> {
+    let start = msg.find("table '")? + 7;
+    let rest = &msg[start..];
+    let end = rest.find("' not found")?;
+    Some(rest[..end].rsplit('.').next()?.to_string())
+}
+
+fn execution_error(e: DataFusionError) -> Error {
+    let root = e.find_root();
+    match root {
+        DataFusionError::ResourcesExhausted(m) => Error::Limit(format!(
+            "the query needs more memory than its limit allows: {}",
+            first_line(m)
+        )),
+        DataFusionError::ArrowError(..) | DataFusionError::Execution(..) => {
+            // Runtime errors in the caller's expressions (a bad cast, division by zero).
+            Error::Query(first_line(&root.to_string()))
+        }
+        other => {
+            // Details (which may name storage paths) go to the log, not to the caller.
+            tracing::warn!(error = %other, "query failed");
+            Error::Internal("the query failed inside the engine; the server log has details".into())
+        }
+    }
+}
+
+/// A running query's result batches, suppressed and limited.
+pub struct QueryStream {
+    inner: SendableRecordBatchStream,
+    schema: SchemaRef,
+    suppression: Option<Suppression>,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    max_rows: u64,
+    rows: Arc<AtomicU64>,
+    truncated: Arc<AtomicBool>,
+    done: bool,
+    pub info: QueryInfo,
+}
+
+impl QueryStream {
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Rows delivered so far.
+    pub fn rows(&self) -> u64 {
+        self.rows.load(Ordering::Relaxed)
+    }
+
+    /// Whether the result was cut at the row limit.
+    pub fn truncated(&self) -> bool {
+        self.truncated.load(Ordering::Relaxed)
+    }
+
+    /// Shared counters, for whoever reports on the stream after handing it on.
+    pub fn counters(&self) -> (Arc<AtomicU64>, Arc<AtomicBool>) {
+        (self.rows.clone(), self.truncated.clone())
+    }
+}
+
+impl Stream for QueryStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let deadline = self.deadline;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.as_mut().poll(cx).is_ready() {
+            self.done = true;
+            let secs = self.timeout.as_secs();
+            return Poll::Ready(Some(Err(Error::Limit(format!(
+                "the query took longer than the limit of {secs}s and was stopped"
+            )))));
+        }
+        let batch = match self.inner.poll_next_unpin(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(None) => {
+                self.done = true;
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.done = true;
+                return Poll::Ready(Some(Err(execution_error(e))));
+            }
+            Poll::Ready(Some(Ok(b))) => b,
+        };
+        let batch = match &self.suppression {
+            Some(s) => match s.apply(&batch) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(internal(e))));
+                }
+            },
+            None => batch,
+        };
+        let so_far = self.rows.load(Ordering::Relaxed);
+        let room = self.max_rows.saturating_sub(so_far);
+        let batch = if batch.num_rows() as u64 > room {
+            self.truncated.store(true, Ordering::Relaxed);
+            self.done = true;
+            batch.slice(0, room as usize)
+        } else {
+            batch
+        };
+        self.rows
+            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        Poll::Ready(Some(Ok(batch)))
+    }
+}
