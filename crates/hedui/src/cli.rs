@@ -60,6 +60,52 @@ pub enum Command {
         lake: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
+        /// Run as the holder of this token, with its policies (also `HEDUI_TOKEN`). Without
+        /// one the query runs as the local operator, who can read the lake's files anyway.
+        #[arg(long, env = "HEDUI_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// A case number or authorisation reference, for queries about particular persons.
+        #[arg(long)]
+        purpose: Option<String>,
+    },
+    /// Serve the HTTP API and the Postgres wire protocol over the lake.
+    Serve {
+        /// The lake directory (default: hedui.toml's lake.path, HEDUI_LAKE, or ./lake).
+        #[arg(long)]
+        lake: Option<PathBuf>,
+        /// The HTTP address (default: hedui.toml's server.http, 127.0.0.1:8080).
+        #[arg(long)]
+        http: Option<String>,
+        /// The Postgres wire protocol's address (default: server.pg, 127.0.0.1:5433); `off`
+        /// turns it off.
+        #[arg(long)]
+        pg: Option<String>,
+    },
+    /// Print a token signed with this server's key, for local use.
+    Token {
+        /// A role (repeatable): admin, analyst, reviewer, dibao_reviewer, connector, auditor,
+        /// statistician.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Limit the holder to an administrative-code prefix, e.g. 420502.
+        #[arg(long)]
+        region: Option<String>,
+        /// Lifetime, e.g. 30m, 8h, 7d.
+        #[arg(long, default_value = "8h")]
+        ttl: String,
+        /// Who the token is for (default: the role and the operating-system user).
+        #[arg(long)]
+        subject: Option<String>,
+        #[arg(long)]
+        department: Option<String>,
+        /// The lake the server serves (its key file lives beside it by default).
+        #[arg(long)]
+        lake: Option<PathBuf>,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
     },
     /// Run the cross-matching rules over the lake: one line per hit.
     Check {
@@ -102,6 +148,18 @@ pub enum Command {
         persons: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditAction {
+    /// Check that no entry was edited, removed or reordered; name the first that was.
+    Verify {
+        /// The log (default: hedui.toml's audit.path, or hedui-audit.log beside the lake).
+        #[arg(long)]
+        log: Option<PathBuf>,
+        #[arg(long)]
+        lake: Option<PathBuf>,
     },
 }
 

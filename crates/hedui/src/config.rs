@@ -14,6 +14,21 @@
 //! dir = "city-rules"         # the city's own rules, added to the built-in ones
 //! [rules.parameters]
 //! dibao_line = "850"
+//!
+//! [server]
+//! http = "127.0.0.1:8080"
+//! pg = "127.0.0.1:5433"      # empty: no Postgres wire protocol
+//!
+//! [auth]                     # see hedui_auth::AuthConfig
+//! algorithm = "HS256"
+//!
+//! [access]                   # see hedui_policy::AccessConfig
+//! small_cell_threshold = 5
+//! [[access.policy]]
+//! roles = ["analyst"]
+//! datasets = ["*"]
+//! rows = "all"
+//! unmask = "never"
 //! ```
 
 use std::collections::BTreeMap;
@@ -31,6 +46,38 @@ pub struct Config {
     pub engine: EngineConfig,
     pub rules: RulesConfig,
     pub cases: CasesConfig,
+    pub server: ServerConfig,
+    pub auth: hedui_auth::AuthConfig,
+    pub access: hedui_policy::AccessConfig,
+    pub audit: AuditConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The HTTP API's address.
+    pub http: String,
+    /// The Postgres wire protocol's address; empty turns it off.
+    pub pg: String,
+    /// The secret behind pseudonymous ID keys (made on first start; default beside the lake).
+    pub pseudonym_key_file: Option<PathBuf>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            http: "127.0.0.1:8080".into(),
+            pg: "127.0.0.1:5433".into(),
+            pseudonym_key_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// The audit log (default: `hedui-audit.log` beside the lake).
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -127,11 +174,45 @@ impl Config {
         if let Ok(v) = std::env::var("HEDUI_CASES_URL") {
             config.cases.url = v;
         }
+        if let Ok(v) = std::env::var("HEDUI_AUDIT_LOG") {
+            config.audit.path = Some(PathBuf::from(v));
+        }
         if let Ok(v) = std::env::var("HEDUI_RULES_DIR") {
             config.rules.dir = Some(PathBuf::from(v));
         }
         config.engine_options(file.as_deref())?;
         Ok(config)
+    }
+
+    /// A file that lives beside the lake unless the settings say otherwise.
+    pub fn beside_lake(&self, lake: &Path, name: &str) -> PathBuf {
+        lake.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .join(name)
+    }
+
+    pub fn audit_path(&self, lake: &Path) -> PathBuf {
+        self.audit
+            .path
+            .clone()
+            .unwrap_or_else(|| self.beside_lake(lake, "hedui-audit.log"))
+    }
+
+    /// `[auth]` with its key file placed beside the lake by default.
+    pub fn auth_config(&self, lake: &Path) -> hedui_auth::AuthConfig {
+        let mut auth = self.auth.clone();
+        if auth.key_file.is_none() {
+            auth.key_file = Some(self.beside_lake(lake, "hedui-jwt.key"));
+        }
+        auth
+    }
+
+    pub fn pseudonym_key_path(&self, lake: &Path) -> PathBuf {
+        self.server
+            .pseudonym_key_file
+            .clone()
+            .unwrap_or_else(|| self.beside_lake(lake, "hedui-pseudonym.key"))
     }
 
     pub fn engine_options(&self, file: Option<&Path>) -> Result<EngineOptions> {

@@ -28,6 +28,20 @@ pub enum Error {
     },
     #[error("no lake at {0}: run `hedui ingest --lake {0}` first")]
     NoLake(PathBuf),
+    #[error("{0}")]
+    Auth(#[from] hedui_auth::Error),
+    #[error("{0}")]
+    Policy(#[from] hedui_policy::Error),
+    #[error("{0}")]
+    Audit(#[from] hedui_audit::Error),
+    #[error("{0}")]
+    Server(#[from] hedui_server::Error),
+    /// A wrong argument: said plainly, exit code 2.
+    #[error("{0}")]
+    Usage(String),
+    /// `hedui audit verify` found the chain broken.
+    #[error("the audit log {path} has been tampered with: {problem}")]
+    Tampered { path: PathBuf, problem: String },
 }
 
 impl Error {
@@ -38,6 +52,9 @@ impl Error {
             | Error::Query(hedui_engine::Error::Query(_))
             | Error::Query(hedui_engine::Error::Rule { .. })
             | Error::NoLake(_)
+            | Error::Usage(_)
+            | Error::Auth(hedui_auth::Error::Unauthenticated(_))
+            | Error::Policy(hedui_policy::Error::Refused(_) | hedui_policy::Error::Query(_))
             | Error::Config { .. } => 2,
             _ => 1,
         }

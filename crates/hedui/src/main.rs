@@ -25,7 +25,9 @@ fn main() -> ExitCode {
         eprintln!("error: internal error{place}: {msg} (this is a bug in hedui; please report it)");
     }));
     let cli = cli::Cli::parse();
-    cli::init_logging(cli.verbose, cli.log_json);
+    // A server logs structured JSON lines (with request ids) at info by default.
+    let serving = matches!(cli.command, cli::Command::Serve { .. });
+    cli::init_logging(cli.verbose.max(u8::from(serving)), cli.log_json || serving);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

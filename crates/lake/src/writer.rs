@@ -244,6 +244,29 @@ impl BatchWriter {
     }
 }
 
+/// Rows per row group: small enough that a point lookup skips most of a large file.
+const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// Snappy, and bloom filters on the columns person and household lookups filter on (resident
+/// IDs in both forms, household numbers), so such a lookup reads one row group, not the file.
+fn writer_properties(schema: &arrow_schema::SchemaRef) -> WriterProperties {
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    for f in schema.fields() {
+        let name = f.name();
+        let is_id_key = name.ends_with("_key");
+        let is_id = schema.field_with_name(&format!("{name}_key")).is_ok();
+        if is_id_key || is_id || name == "household_no" {
+            b = b.set_column_bloom_filter_enabled(
+                parquet::schema::types::ColumnPath::from(name.as_str()),
+                true,
+            );
+        }
+    }
+    b.build()
+}
+
 fn flush(open: &mut OpenDataset) -> Result<()> {
     if open.appender.is_empty() {
         return Ok(());
@@ -253,9 +276,7 @@ fn flush(open: &mut OpenDataset) -> Result<()> {
         let dir = open.path.parent().expect("dataset dir");
         fs::create_dir_all(dir).at(dir)?;
         let file = File::create(&open.path).at(&open.path)?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .build();
+        let props = writer_properties(open.appender.schema());
         let writer = ArrowWriter::try_new(file, open.appender.schema().clone(), Some(props))
             .map_err(|source| Error::Parquet {
                 path: open.path.clone(),

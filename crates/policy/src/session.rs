@@ -266,11 +266,23 @@ impl Session {
 
     /// Plan `sql` and check it is something this caller may run.
     pub async fn plan(&self, sql: &str) -> Result<Query> {
-        let state = self.ctx.state();
-        let plan = state
+        let plan = self.logical(sql).await?;
+        self.check(plan)
+    }
+
+    /// The caller's plan of `sql` as written, unchecked: for the Postgres extended protocol,
+    /// which needs parameter types before values arrive. Run it only through [`Self::check`].
+    pub async fn logical(&self, sql: &str) -> Result<LogicalPlan> {
+        self.ctx
+            .state()
             .create_logical_plan(sql)
             .await
-            .map_err(|e| self.planning_error(e))?;
+            .map_err(|e| self.planning_error(e))
+    }
+
+    /// Check a plan of this session and prepare it to run.
+    pub fn check(&self, plan: LogicalPlan) -> Result<Query> {
+        let state = self.ctx.state();
         hedui_engine::read_only().verify_plan(&plan).map_err(|e| {
             Error::Refused(format!(
                 "only queries may run here (read-only): {}",

@@ -1,9 +1,13 @@
+mod access;
+mod audit;
 mod check;
 mod demo;
 mod generate;
 mod ingest;
 mod rules;
+mod serve;
 mod sql;
+mod token;
 
 use std::process::ExitCode;
 
@@ -32,16 +36,59 @@ pub async fn run(command: Command, config: Option<std::path::PathBuf>) -> Result
             query,
             lake,
             format,
+            token,
+            purpose,
         } => {
             let cfg = settings()?;
             let lake = lake.unwrap_or_else(|| cfg.lake.path.clone());
             sql::run(
-                &query,
-                &lake,
-                format,
-                &cfg.engine_options(config.as_deref())?,
+                &sql::SqlArgs {
+                    query: &query,
+                    lake: &lake,
+                    format,
+                    token: token.as_deref().filter(|t| !t.is_empty()),
+                    purpose: purpose.as_deref(),
+                },
+                &cfg,
+                config.as_deref(),
             )
             .await
+        }
+        Command::Serve { lake, http, pg } => {
+            let cfg = settings()?;
+            let lake = lake.unwrap_or_else(|| cfg.lake.path.clone());
+            serve::run(&cfg, config.as_deref(), &lake, http, pg).await
+        }
+        Command::Token {
+            roles,
+            region,
+            ttl,
+            subject,
+            department,
+            lake,
+        } => {
+            let cfg = settings()?;
+            let lake = lake.unwrap_or_else(|| cfg.lake.path.clone());
+            token::run(
+                token::TokenArgs {
+                    roles,
+                    region,
+                    ttl,
+                    subject,
+                    department,
+                },
+                &cfg,
+                &lake,
+            )
+        }
+        Command::Audit { action } => {
+            let cfg = settings()?;
+            match action {
+                crate::cli::AuditAction::Verify { log, lake } => {
+                    let lake = lake.unwrap_or_else(|| cfg.lake.path.clone());
+                    audit::verify(&log.unwrap_or_else(|| cfg.audit_path(&lake)))
+                }
+            }
         }
         Command::Check {
             rules,

@@ -9,4 +9,5 @@ mod crash;
 mod formats;
 mod redelivery;
 mod rules;
+mod server;
 mod sql;

@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Benchmark (not a test): `hedui serve` under load from `wrk` on loopback, answering a point
+query (one person, by resident ID, with a stated purpose) through the policies and the audit log.
+
+    apt-get install wrk; pip install duckdb
+    python3 bench/server_load.py --persons 1000000 --seconds 30
+
+Prints wrk's requests/s and latency percentiles, the non-2xx responses and socket errors (both
+must be 0), checks the audit log's chain and that it holds one entry per request, and runs the
+same point query with DuckDB over the same Parquet files in one process (no HTTP, no policy, no
+audit) as the floor a user would compare against.
+"""
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def hedui_binary() -> Path:
+    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/hedui-target"))
+    subprocess.run(["cargo", "build", "--release", "-p", "hedui", "--quiet"], cwd=ROOT, check=True,
+                   env={**os.environ, "CARGO_TARGET_DIR": str(target)})
+    return target / "release" / "hedui"
+
+
+def post(url: str, token: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--persons", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seconds", type=int, default=30)
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/hedui-bench"))
+    ap.add_argument("--hedui", type=Path, help="a hedui release binary to use instead of building one")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("error: wrk is not installed: apt-get install wrk")
+    hedui = args.hedui or hedui_binary()
+    city = args.work / f"city-{args.persons}-{args.seed}"
+    if not (city / "truth.json").exists():
+        subprocess.run([hedui, "generate", "--persons", str(args.persons), "--seed", str(args.seed), "--out", city],
+                       check=True, stdout=subprocess.DEVNULL)
+    serve_dir = args.work / "serve"
+    shutil.rmtree(serve_dir, ignore_errors=True)
+    lake = serve_dir / "lake"
+    t = time.perf_counter()
+    subprocess.run([hedui, "ingest", "--connectors", ROOT / "connectors", "--data", city / "data", "--lake", lake],
+                   check=True, stdout=subprocess.DEVNULL)
+    print(f"ingest of {args.persons:,} persons: {time.perf_counter() - t:.1f} s")
+
+    server = subprocess.Popen([hedui, "serve", "--lake", lake, "--http", "127.0.0.1:0", "--pg", "off"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        addr = None
+        for line in server.stdout:
+            m = re.search(r"http://([0-9.:]+)/api/v1", line)
+            if m:
+                addr = m.group(1)
+                break
+        if not addr:
+            sys.exit("error: the server did not start")
+        url = f"http://{addr}/api/v1/sql"
+        token = subprocess.run([hedui, "token", "--lake", lake, "--role", "admin", "--ttl", "1h"],
+                               check=True, capture_output=True, text=True).stdout.strip()
+        sample = post(url, token, {"sql": "SELECT person_id FROM persons WHERE person_id IS NOT NULL LIMIT 5000",
+                                   "purpose": "BENCH-LOAD-1"})
+        ids = [r["person_id"] for r in sample["rows"]]
+        random.Random(1).shuffle(ids)
+        query = "SELECT person_id, name, sex, birth_date, region_code, status FROM persons WHERE person_id = '{id}'"
+        one = post(url, token, {"sql": query.format(id=ids[0]), "purpose": "BENCH-LOAD-1"})
+        assert one["row_count"] == 1, one
+        lines_before = sum(1 for _ in open(serve_dir / "hedui-audit.log"))
+
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+            lua.write("ids = {" + ",".join(f'"{i}"' for i in ids) + "}\n")
+            lua.write(f'token = "{token}"\n')
+            lua.write("n = 0\nrequest = function()\n  n = n + 1\n  local id = ids[(n % #ids) + 1]\n")
+            lua.write('  local body = \'{"sql":"' + query.replace("'", "\\'").replace("{id}", "\' .. id .. \'")
+                      + '","purpose":"BENCH-LOAD-1"}\'\n')
+            lua.write('  return wrk.format("POST", "/api/v1/sql", {["Authorization"] = "Bearer " .. token, '
+                      '["Content-Type"] = "application/json"}, body)\nend\n')
+            script = lua.name
+        out = subprocess.run(["wrk", "-t", "2", "-c", str(args.connections), "-d", f"{args.seconds}s", "--latency",
+                              "-s", script, f"http://{addr}/api/v1/sql"], check=True, capture_output=True,
+                             text=True).stdout
+        os.unlink(script)
+        time.sleep(1)
+        requests = int(re.search(r"(\d+) requests in", out).group(1))
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
+        non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+        sock = re.search(r"Socket errors: (.*)", out)
+        lines_after = sum(1 for _ in open(serve_dir / "hedui-audit.log"))
+        verify = subprocess.run([hedui, "audit", "verify", "--lake", lake], capture_output=True, text=True)
+    finally:
+        server.terminate()
+        server.wait()
+
+    print(f"\nhedui serve, point query by resident ID (admin with a purpose, audited), {args.connections} connections, "
+          f"{args.seconds} s, on {args.persons:,} persons:")
+    print(f"  {requests:,} requests, {rps:,.0f} requests/s; latency p50 {pct.get('50')}, p75 {pct.get('75')}, "
+          f"p90 {pct.get('90')}, p99 {pct.get('99')}")
+    print(f"  non-2xx responses: {non2xx}; socket errors: {sock.group(1) if sock else 'none'}")
+    print(f"  audit entries written: {lines_after - lines_before:,} (wrk counted {requests:,} completed); "
+          f"`hedui audit verify`: {verify.stdout.strip() or verify.stderr.strip()}")
+
+    try:
+        import duckdb
+    except ImportError:
+        print("DuckDB is not installed (pip install duckdb): no comparison")
+        return
+    commits = [json.loads(p.read_text()) for p in sorted((lake / "_log").glob("*.json"))]
+    superseded = {b for c in commits for b in c.get("supersedes", [])}
+    files = [str(lake / f["path"]) for c in commits if c["batch"] not in superseded
+             for f in c["files"] if f["dataset"] == "persons" and f["rows"] > 0]
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW persons AS SELECT * FROM read_parquet({files!r})")
+    times = []
+    for i in ids[:500]:
+        t = time.perf_counter()
+        con.execute(query.format(id=i)).fetchall()
+        times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    p = lambda q: times[int(q * (len(times) - 1))]
+    print(f"\nDuckDB, same query in-process over the same Parquet (no HTTP, policy or audit), one at a time: "
+          f"{1000 / statistics.mean(times):,.0f} queries/s; p50 {p(0.5):.2f} ms, p99 {p(0.99):.2f} ms")
+    print(f"ratio of p50 latencies hedui/DuckDB: {parse_ms(pct.get('50')) / p(0.5):.2f}")
+    if non2xx or sock:
+        sys.exit(1)
+
+
+def parse_ms(s: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", s or "")
+    if not m:
+        return float("nan")
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+//! `hedui serve`: the HTTP API and the Postgres wire protocol over a lake.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use hedui_server::{AppState, Listen, Metrics};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+fn addr(s: &str, what: &str) -> Result<SocketAddr> {
+    s.parse().map_err(|_| {
+        Error::Usage(format!(
+            "{what} `{s}` is not an address like 127.0.0.1:8080"
+        ))
+    })
+}
+
+pub async fn run(
+    cfg: &Config,
+    config_file: Option<&Path>,
+    lake: &Path,
+    http: Option<String>,
+    pg: Option<String>,
+) -> Result<ExitCode> {
+    let http = addr(&http.unwrap_or_else(|| cfg.server.http.clone()), "--http")?;
+    let pg = match pg.unwrap_or_else(|| cfg.server.pg.clone()).trim() {
+        "" | "off" => None,
+        s => Some(addr(s, "--pg")?),
+    };
+    let access = super::access::open(cfg, config_file, lake).await?;
+    let state = Arc::new(AppState {
+        policy: access.policy,
+        auth: access.auth,
+        audit: access.audit,
+        metrics: Arc::new(Metrics::default()),
+    });
+    let audit_path = cfg.audit_path(lake);
+    hedui_server::serve(state, Listen { http, pg }, |http, pg| {
+        // Printed (not logged) so scripts and tests can read the bound ports.
+        println!("hedui 服务已启动 serving lake {}", lake.display());
+        println!("  HTTP      http://{http}/api/v1  (OpenAPI: /api/v1/openapi.json)");
+        if let Some(pg) = pg {
+            println!(
+                "  Postgres  psql \"host={} port={} user=analyst dbname=hedui\" (password: a token from `hedui token`)",
+                pg.ip(),
+                pg.port()
+            );
+        }
+        println!("  审计 audit log {}", audit_path.display());
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}

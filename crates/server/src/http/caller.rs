@@ -1,0 +1,112 @@
+//! The verified caller of a request. A request without an acceptable token is refused here,
+//! with 401 and an audit entry, before any handler runs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header;
+use axum::http::request::Parts;
+use hedui_audit::{AuditEvent, Interface, Outcome};
+use hedui_auth::Identity;
+
+use super::{ApiError, RequestId};
+use crate::AppState;
+
+pub struct Caller {
+    pub identity: Identity,
+    pub client: String,
+    pub request_id: String,
+    /// The purpose stated in the `x-hedui-purpose` header, if any.
+    pub purpose: Option<String>,
+}
+
+impl Caller {
+    /// An audit event about this caller, to be completed by the handler.
+    pub fn event(&self, action: &str) -> AuditEvent {
+        let mut e = AuditEvent::new(Interface::Http, self.client.clone(), action);
+        e.actor = self.identity.subject.clone();
+        e.roles = self.identity.roles.iter().map(|r| r.to_string()).collect();
+        e.region = self.identity.region.clone();
+        e.request_id = Some(self.request_id.clone());
+        e.purpose = self.purpose.clone();
+        e
+    }
+
+    pub async fn audit_ok(&self, state: &AppState, action: &str) {
+        record(state, self.event(action)).await;
+    }
+}
+
+pub async fn record(state: &AppState, event: AuditEvent) {
+    if let Err(e) = state.audit.record(event).await {
+        tracing::error!(error = %e, "audit entry lost");
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.to_string())
+            .unwrap_or_default();
+        let purpose = match parts.headers.get("x-hedui-purpose") {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .map_err(|_| {
+                        ApiError::new(
+                            axum::http::StatusCode::BAD_REQUEST,
+                            "bad_purpose",
+                            "x-hedui-purpose must be visible ASCII; state non-ASCII purposes in the request body",
+                        )
+                    })?
+                    .to_string(),
+            ),
+        };
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .unwrap_or("");
+        match state.auth.verify(token) {
+            Ok(identity) => Ok(Caller {
+                identity,
+                client,
+                request_id,
+                purpose,
+            }),
+            Err(why) => {
+                let mut e = AuditEvent::new(
+                    Interface::Http,
+                    client,
+                    format!("{} {}", parts.method, parts.uri.path()),
+                );
+                e.outcome = Outcome::Refused;
+                e.reason = Some(format!("authentication: {why}"));
+                e.request_id = Some(request_id);
+                record(state, e).await;
+                state.metrics.inc(
+                    "hedui_auth_failures_total",
+                    format!("reason=\"{}\"", why.code()),
+                );
+                Err(ApiError::unauthenticated(&why))
+            }
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! API errors: a status code, a stable code and a message for the caller (never internals).
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthenticated(why: &hedui_auth::AuthFailure) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", why.to_string())
+    }
+}
+
+impl From<hedui_policy::Error> for ApiError {
+    fn from(e: hedui_policy::Error) -> Self {
+        use hedui_policy::Error as E;
+        let status = match &e {
+            E::Refused(_) => StatusCode::FORBIDDEN,
+            E::Query(_) => StatusCode::BAD_REQUEST,
+            E::Limit(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            E::Config(_) | E::Engine(_) | E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = match &e {
+            E::Engine(_) | E::Internal(_) | E::Config(_) => {
+                tracing::error!(error = %e, "request failed inside the server");
+                "the server could not answer; the server log has details".to_string()
+            }
+            other => other.to_string(),
+        };
+        ApiError::new(status, e.code(), message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        let mut r = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"hedui\""),
+            );
+        }
+        r
+    }
+}

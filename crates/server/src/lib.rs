@@ -1,0 +1,91 @@
+//! `hedui serve`: the HTTP API and the Postgres wire protocol. Both turn a bearer token into an
+//! identity, run queries through the same policy sessions, and write every call, accepted or
+//! refused, to the same audit log, so the same identity gets the same answer everywhere.
+
+mod audited;
+pub mod http;
+mod metrics;
+pub mod pg;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hedui_audit::AuditLog;
+use hedui_auth::Authenticator;
+use hedui_policy::PolicyEngine;
+
+pub use metrics::Metrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What every request handler shares.
+pub struct AppState {
+    pub policy: Arc<PolicyEngine>,
+    pub auth: Arc<Authenticator>,
+    pub audit: AuditLog,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Where to listen.
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub http: SocketAddr,
+    pub pg: Option<SocketAddr>,
+}
+
+/// Bind both listeners (so a wrong address fails before anything is served), then serve until
+/// the process is stopped. Returns the bound addresses through `ready` (port 0 picks one).
+pub async fn serve(
+    state: Arc<AppState>,
+    listen: Listen,
+    ready: impl FnOnce(SocketAddr, Option<SocketAddr>),
+) -> Result<()> {
+    let http = tokio::net::TcpListener::bind(listen.http)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: listen.http,
+            source,
+        })?;
+    let pg = match listen.pg {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Bind { addr, source })?,
+        ),
+        None => None,
+    };
+    let http_addr = http.local_addr().map_err(Error::Serve)?;
+    let pg_addr = pg.as_ref().and_then(|l| l.local_addr().ok());
+    tracing::info!(http = %http_addr, pg = ?pg_addr, "hedui serving");
+    ready(http_addr, pg_addr);
+    let app = http::router(state.clone());
+    let http_task = async move {
+        axum::serve(
+            http,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .map_err(Error::Serve)
+    };
+    match pg {
+        Some(listener) => {
+            let pg_task = pg::serve(state, listener);
+            tokio::select! {
+                r = http_task => r,
+                r = pg_task => r,
+            }
+        }
+        None => http_task.await,
+    }
+}
