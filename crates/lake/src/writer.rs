@@ -343,6 +343,52 @@ mod tests {
     }
 
     #[test]
+    fn large_files_have_small_row_groups_with_bloom_filters_on_lookup_columns() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let dir = tempfile::tempdir().unwrap();
+        let mut lake = LakeWriter::open(dir.path()).unwrap();
+        let mut batch = lake.begin("src", "p.csv", "cccccccccccc", 10);
+        let month = chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
+        for i in 0..(ROW_GROUP_ROWS as i64 + 10) {
+            let values = [
+                Value::Text(format!("DB{i:07}")),
+                Value::Date(month),
+                Value::Decimal(80_000),
+                Value::Int(2),
+            ];
+            batch
+                .append("dibao_payments", &values, &[""; 4], None, i + 2)
+                .unwrap();
+        }
+        let counts = Counts {
+            rows_read: ROW_GROUP_ROWS as u64 + 10,
+            rows_loaded: ROW_GROUP_ROWS as u64 + 10,
+            ..Default::default()
+        };
+        lake.commit(batch, counts, None, vec![]).unwrap();
+        let snap = Snapshot::load(dir.path()).unwrap();
+        let file = File::open(&snap.files("dibao_payments")[0]).unwrap();
+        let reader = SerializedFileReader::new(file).unwrap();
+        let meta = reader.metadata();
+        assert_eq!(
+            meta.num_row_groups(),
+            2,
+            "a point lookup can skip row groups"
+        );
+        let rg = meta.row_group(0);
+        let has_bloom = |name: &str| {
+            rg.columns()
+                .iter()
+                .find(|c| c.column_path().string() == name)
+                .unwrap()
+                .bloom_filter_offset()
+                .is_some()
+        };
+        assert!(has_bloom("household_no"));
+        assert!(!has_bloom("amount"));
+    }
+
+    #[test]
     fn a_batch_is_invisible_until_committed_and_superseding_hides_the_old_one() {
         let dir = tempfile::tempdir().unwrap();
         let mut lake = LakeWriter::open(dir.path()).unwrap();
