@@ -165,3 +165,25 @@ async fn results_stop_at_the_row_limit_and_slow_queries_at_the_time_limit() {
     assert!(matches!(err, Error::Limit(_)), "{err:?}");
     assert!(started.elapsed().as_secs() < 10, "stopped near the limit");
 }
+
+#[tokio::test]
+async fn a_query_beyond_its_memory_limit_is_stopped_with_a_clear_error() {
+    let mut config = AccessConfig::default();
+    config.limits.memory = "256KiB".into();
+    let f = build(config).await;
+    let session = f
+        .policy
+        .session(&who(Role::Analyst, None), None)
+        .await
+        .unwrap();
+    let err = session
+        .run("SELECT array_agg(concat(c.employer_name, c.person_id)) FROM contributions c")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Limit(m) if m.contains("memory")),
+        "{err:?}"
+    );
+    // A small query still runs in the same session.
+    session.run("SELECT count(*) FROM persons").await.unwrap();
+}
