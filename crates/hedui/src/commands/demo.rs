@@ -94,6 +94,10 @@ pub async fn run(dir: &Path, persons: u64, seed: u64) -> Result<ExitCode> {
         "     hedui sql --lake {} \"SELECT source_file, source_row, reasons FROM quarantine LIMIT 10\"",
         lake.display()
     );
+    println!(
+        "     hedui serve --lake {0}   (then: hedui token --lake {0} --role analyst)",
+        lake.display()
+    );
     Ok(if balanced {
         ExitCode::SUCCESS
     } else {

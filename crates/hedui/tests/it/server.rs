@@ -618,3 +618,67 @@ fn results_come_as_json_csv_arrow_and_parquet_and_the_api_documents_itself() {
     let who: Value = serde_json::from_slice(&who).unwrap();
     assert_eq!(who["roles"][0], "analyst");
 }
+
+#[test]
+fn a_citys_own_policies_in_hedui_toml_replace_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&city().data(), &lake);
+    let config = dir.path().join("hedui.toml");
+    std::fs::write(
+        &config,
+        r#"
+[access]
+small_cell_threshold = 10
+[[access.policy]]
+name = "analysts-registry-only"
+roles = ["analyst"]
+datasets = ["persons"]
+rows = "all"
+unmask = "never"
+hide = ["birth_date"]
+"#,
+    )
+    .unwrap();
+    let token = run_ok(
+        hedui()
+            .arg("--config")
+            .arg(&config)
+            .args(["token", "--role", "analyst", "--lake"])
+            .arg(&lake),
+    );
+    let sql = |q: &str| {
+        run(hedui()
+            .arg("--config")
+            .arg(&config)
+            .args(["sql", "--format", "json", "--token", token.trim(), "--lake"])
+            .arg(&lake)
+            .arg(q))
+    };
+    let out = sql("SELECT person_id, birth_date, sex FROM persons LIMIT 5");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 5);
+    for r in &rows {
+        assert!(
+            r["birth_date"].is_null(),
+            "hidden by the city's policy: {r}"
+        );
+        assert!(r["person_id"].as_str().unwrap().contains("********"));
+        assert!(!r["sex"].is_null());
+    }
+    // Everything the city did not grant is denied, whatever the defaults would allow.
+    let out = sql("SELECT count(*) FROM pension_payments");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not available"));
+    // A broken policy is refused with the file and line.
+    std::fs::write(&config, "[[access.policy]]\nroles = [\"analyst\"]\ndatasets = [\"*\"]\nrows = \"everything\"\nunmask = \"never\"\n").unwrap();
+    let out = sql("SELECT 1");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("hedui.toml:4"), "{err}");
+}
