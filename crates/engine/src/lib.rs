@@ -60,6 +60,7 @@ pub struct EngineOptions {
 pub struct Engine {
     ctx: SessionContext,
     snapshot: Snapshot,
+    options: EngineOptions,
 }
 
 /// What analysts may run: queries only. No DDL (CREATE EXTERNAL TABLE reads files), no DML or
@@ -124,11 +125,19 @@ impl Engine {
             ctx.register_table(def.name.as_str(), Arc::new(ListingTable::try_new(config)?))?;
         }
         system::register(&ctx, &snapshot).await?;
-        Ok(Engine { ctx, snapshot })
+        Ok(Engine {
+            ctx,
+            snapshot,
+            options: options.clone(),
+        })
     }
 
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
     }
 
     pub fn context(&self) -> &SessionContext {

@@ -34,7 +34,8 @@ use crate::{Error, Result, audit_table, inspect, pseudonym, view};
 
 /// Shared by every caller of a server (or one command line run).
 pub struct PolicyEngine {
-    engine: Arc<Engine>,
+    /// The lake as of the last reload; swapped whole when new batches are committed.
+    engine: std::sync::RwLock<Arc<Engine>>,
     policies: Vec<PolicyRule>,
     threshold: u64,
     timeout: Duration,
@@ -74,7 +75,7 @@ impl PolicyEngine {
     ) -> Result<PolicyEngine> {
         let memory = hedui_engine_bytes(&config.limits.memory)?;
         Ok(PolicyEngine {
-            engine,
+            engine: std::sync::RwLock::new(engine),
             policies: config.effective_policies(),
             threshold: config.small_cell_threshold,
             timeout: config.limits.timeout().map_err(Error::Config)?,
@@ -86,8 +87,26 @@ impl PolicyEngine {
         })
     }
 
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
+    pub fn engine(&self) -> Arc<Engine> {
+        self.engine.read().expect("engine lock").clone()
+    }
+
+    /// Serve the lake as it is now if batches were committed since it was opened: new sessions
+    /// see them, running queries finish on the snapshot they started with. True if it changed.
+    pub async fn reload(&self) -> Result<bool> {
+        let current = self.engine();
+        let root = current.snapshot().root().to_path_buf();
+        let latest =
+            hedui_lake::Snapshot::load(&root).map_err(|e| Error::Internal(e.to_string()))?;
+        if latest.version() == current.snapshot().version() {
+            return Ok(false);
+        }
+        let version = latest.version();
+        let engine = Arc::new(Engine::with_snapshot(latest, current.options()).await?);
+        *self.engine.write().expect("engine lock") = engine;
+        self.cache.lock().expect("cache lock").clear();
+        tracing::info!(lake_version = version, "serving the lake's new batches");
+        Ok(true)
     }
 
     pub fn grants(&self, identity: &Identity) -> BTreeMap<String, Grant> {
@@ -146,7 +165,8 @@ impl PolicyEngine {
         grants: &BTreeMap<String, Grant>,
         purpose: bool,
     ) -> Result<SessionContext> {
-        let base = self.engine.context();
+        let engine = self.engine();
+        let base = engine.context();
         let ctx = SessionContext::new_with_config_rt(base.copied_config(), base.runtime_env());
         ctx.register_udf(self.pseudonym.clone());
         let mut planner = base.state();

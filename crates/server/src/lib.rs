@@ -69,6 +69,17 @@ pub async fn serve(
     let pg_addr = pg.as_ref().and_then(|l| l.local_addr().ok());
     tracing::info!(http = %http_addr, pg = ?pg_addr, "hedui serving");
     ready(http_addr, pg_addr);
+    // New batches (an ingest while serving) are picked up without a restart.
+    let reloading = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            if let Err(e) = reloading.policy.reload().await {
+                tracing::warn!(error = %e, "could not reload the lake");
+            }
+        }
+    });
     let app = http::router(state.clone());
     let http_task = async move {
         axum::serve(

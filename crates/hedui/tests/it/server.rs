@@ -30,6 +30,10 @@ fn start() -> Server {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     ingest(&city().data(), &lake);
+    start_on(dir, lake)
+}
+
+fn start_on(dir: tempfile::TempDir, lake: PathBuf) -> Server {
     let mut child = hedui()
         .args([
             "serve",
@@ -681,4 +685,45 @@ hide = ["birth_date"]
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("hedui.toml:4"), "{err}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn batches_ingested_while_serving_are_answered_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    copy_dir(&city().data(), &data);
+    let aside = dir.path().join("司法-later");
+    std::fs::rename(data.join("司法"), &aside).unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&data, &lake);
+    let srv = start_on(dir, lake.clone());
+    let t = token(&srv.lake, "analyst", None);
+    let count = || match via_http(&srv, &t, "SELECT count(*) AS n FROM incarcerations") {
+        Answer::Rows(r) => r[0].parse::<u64>().unwrap(),
+        Answer::Refused => panic!("refused"),
+    };
+    assert_eq!(count(), 0);
+    std::fs::rename(&aside, data.join("司法")).unwrap();
+    ingest(&data, &lake);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new batch was not picked up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 }
