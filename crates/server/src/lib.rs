@@ -81,6 +81,13 @@ pub async fn serve(
         }
     });
     let app = http::router(state.clone());
+    // Results go out in several writes (head, batches, tail): without TCP_NODELAY a small
+    // response waits ~40 ms for the client's delayed ACK.
+    let http = axum::serve::ListenerExt::tap_io(http, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let http_task = async move {
         axum::serve(
             http,

@@ -42,6 +42,7 @@ pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> R
     let handlers = Arc::new(Handlers::new(state.clone()));
     loop {
         let (socket, addr) = listener.accept().await.map_err(Error::Serve)?;
+        let _ = socket.set_nodelay(true);
         state
             .metrics
             .inc("hedui_pg_connections_total", String::new());
