@@ -107,6 +107,29 @@ impl Engine {
         values: &BTreeMap<String, String>,
     ) -> Result<Vec<Hit>> {
         let sql = rule.render(values)?;
+        self.run_rule_sql(rule, sql).await
+    }
+
+    /// Run one rule for one subject only (a check at application time). `subject` must be a
+    /// canonical resident ID or household number: it is checked to be letters and digits before
+    /// it becomes a literal. The condition is pushed down into the rule's scans.
+    pub async fn run_rule_for(
+        &self,
+        rule: &RuleDef,
+        values: &BTreeMap<String, String>,
+        subject: &str,
+    ) -> Result<Vec<Hit>> {
+        if subject.is_empty() || !subject.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(Error::Query(format!("`{subject}` is not a subject")));
+        }
+        let sql = format!(
+            "SELECT * FROM ({}) AS hedui_rule WHERE hedui_rule.subject = '{subject}'",
+            rule.render(values)?
+        );
+        self.run_rule_sql(rule, sql).await
+    }
+
+    async fn run_rule_sql(&self, rule: &RuleDef, sql: String) -> Result<Vec<Hit>> {
         let started = std::time::Instant::now();
         let (_, batches) = self.query(&sql).await.map_err(|e| match e {
             Error::Query(m) => Error::Rule {

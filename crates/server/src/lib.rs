@@ -32,6 +32,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What every request handler shares.
 pub struct AppState {
     pub policy: Arc<PolicyEngine>,
+    /// The city's rules and parameter values, for checks at application time.
+    pub rules: Arc<hedui_engine::rules::RuleSet>,
+    pub rule_params: std::collections::BTreeMap<String, String>,
     pub auth: Arc<Authenticator>,
     pub audit: AuditLog,
     pub metrics: Arc<Metrics>,

@@ -31,8 +31,11 @@ pub async fn run(
         s => Some(addr(s, "--pg")?),
     };
     let access = super::access::open(cfg, config_file, lake).await?;
+    let rules = super::check::rule_set(cfg.rules.dir.as_deref(), &cfg.rules.parameters)?;
     let state = Arc::new(AppState {
         policy: access.policy,
+        rules: Arc::new(rules),
+        rule_params: cfg.rules.parameters.clone(),
         auth: access.auth,
         audit: access.audit,
         metrics: Arc::new(Metrics::default()),

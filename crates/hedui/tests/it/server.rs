@@ -727,3 +727,88 @@ fn batches_ingested_while_serving_are_answered_without_a_restart() {
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
 }
+
+#[test]
+fn a_person_check_runs_every_person_rule_for_one_person_with_a_purpose() {
+    let srv = start();
+    let truth = city().truth();
+    let hit = &truth["rules"]["R1"]["hits"][0];
+    let id = hit["subject"].as_str().unwrap();
+    // The registry region of that person, for a reviewer of exactly that region.
+    let admin = token(&srv.lake, "admin", None);
+    let body = serde_json::json!({
+        "sql": format!("SELECT region_code FROM persons WHERE person_id = '{id}'"),
+        "purpose": "TEST-0001", "format": "csv"})
+    .to_string();
+    let auth = format!("Bearer {admin}");
+    let (_, _, csv) = http(
+        &srv.http,
+        "POST",
+        "/api/v1/sql",
+        &[("Authorization", &auth)],
+        &body,
+    );
+    let region = String::from_utf8(csv)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let reviewer = token(&srv.lake, "reviewer", Some(&region));
+    let auth = format!("Bearer {reviewer}");
+    let path = format!("/api/v1/persons/{id}/check");
+
+    let (status, _, _) = http(&srv.http, "GET", &path, &[("Authorization", &auth)], "");
+    assert_eq!(status, 403, "no purpose");
+    let (status, _, body) = http(
+        &srv.http,
+        "GET",
+        &format!("{path}?purpose=CASE-2025-0009"),
+        &[("Authorization", &auth)],
+        "",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["person_id"], id);
+    let rules = answer["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 5, "the five person rules (R1-R4, R6)");
+    let r1 = rules.iter().find(|r| r["rule"] == "R1").unwrap();
+    assert_eq!(r1["hit"], true);
+    assert_eq!(r1["months"], hit["months"], "the months truth.json planted");
+    assert_eq!(r1["amount"], hit["amount"]);
+
+    // Another region's reviewer does not learn whether the person exists.
+    let other = if region.starts_with("420502") {
+        "420503"
+    } else {
+        "420502"
+    };
+    let stranger = token(&srv.lake, "reviewer", Some(other));
+    let auth = format!("Bearer {stranger}");
+    let (status, _, _) = http(
+        &srv.http,
+        "GET",
+        &format!("{path}?purpose=CASE-2025-0009"),
+        &[("Authorization", &auth)],
+        "",
+    );
+    assert_eq!(status, 404);
+    // Analysts see persons masked: not for them.
+    let analyst = format!("Bearer {}", token(&srv.lake, "analyst", None));
+    let (status, _, _) = http(
+        &srv.http,
+        "GET",
+        &format!("{path}?purpose=CASE-2025-0009"),
+        &[("Authorization", &analyst)],
+        "",
+    );
+    assert_eq!(status, 403);
+    let (status, _, _) = http(
+        &srv.http,
+        "GET",
+        "/api/v1/persons/123/check?purpose=CASE-1",
+        &[("Authorization", &auth)],
+        "",
+    );
+    assert_eq!(status, 400);
+}

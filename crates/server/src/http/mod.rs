@@ -3,6 +3,7 @@
 mod caller;
 mod encode;
 mod error;
+mod persons;
 mod sql;
 
 use std::net::SocketAddr;
@@ -34,7 +35,25 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/whoami"),
     ("GET", "/api/v1/datasets"),
     ("POST", "/api/v1/sql"),
+    ("GET", "/api/v1/persons/{id}/check"),
 ];
+
+/// The route template a path belongs to (`{…}` matches one segment), for metrics labels.
+fn route_of(method: &str, path: &str) -> &'static str {
+    ROUTES
+        .iter()
+        .find(|(m, template)| {
+            *m == method && {
+                let (a, b): (Vec<&str>, Vec<&str>) =
+                    (template.split('/').collect(), path.split('/').collect());
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(&b)
+                        .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+            }
+        })
+        .map_or("other", |(_, p)| p)
+}
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -44,6 +63,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/datasets", get(datasets))
         .route("/api/v1/sql", post(sql::run))
+        .route("/api/v1/persons/{id}/check", get(persons::check))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -81,10 +101,7 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
         .unwrap_or_else(new_request_id);
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
-    let route = ROUTES
-        .iter()
-        .find(|(m, p)| *m == method.as_str() && *p == req.uri().path())
-        .map_or("other", |(_, p)| p);
+    let route = route_of(method.as_str(), req.uri().path());
     let client = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
