@@ -105,6 +105,16 @@ def main() -> None:
             lines_after = sum(1 for _ in open(serve_dir / "hedui-audit.log"))
             passes.append((conns, out, lines_after - lines_before))
         os.unlink(script)
+        # The single-person check at application time: every person rule for one person.
+        check_ms = []
+        for i in ids[:200]:
+            req = urllib.request.Request(f"http://{addr}/api/v1/persons/{i}/check?purpose=BENCH-LOAD-1",
+                                         headers={"Authorization": f"Bearer {token}"})
+            t = time.perf_counter()
+            with urllib.request.urlopen(req) as r:
+                json.loads(r.read())
+            check_ms.append((time.perf_counter() - t) * 1000)
+        check_ms.sort()
         verify = subprocess.run([hedui, "audit", "verify", "--lake", lake], capture_output=True, text=True)
     finally:
         server.terminate()
@@ -128,6 +138,9 @@ def main() -> None:
         print(f"  non-2xx responses: {non2xx}; socket errors: {sock.group(1) if sock else 'none'}; "
               f"audit entries written: {audited:,} (wrk counts the {requests:,} completed in its window; "
               f"requests in flight at its end are answered and audited too)")
+    q = lambda xs, f: xs[int(f * (len(xs) - 1))]
+    print(f"\nGET /api/v1/persons/{{id}}/check (5 person rules for one person), one at a time, {len(check_ms)} "
+          f"persons: p50 {q(check_ms, 0.5):.1f} ms, p90 {q(check_ms, 0.9):.1f} ms, p99 {q(check_ms, 0.99):.1f} ms")
     print(f"`hedui audit verify`: {verify.stdout.strip() or verify.stderr.strip()}")
 
     try:
