@@ -56,6 +56,27 @@ pub struct EngineOptions {
     pub target_partitions: usize,
 }
 
+/// Bytes from (for memory limits in settings) `4GiB`, `512MiB`, `64KiB`, `1GB` or a plain number.
+pub fn parse_bytes(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        _ => return None,
+    };
+    Some((n * mult) as usize)
+}
+
 /// A query session over one snapshot of the lake.
 pub struct Engine {
     ctx: SessionContext,

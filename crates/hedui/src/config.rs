@@ -34,7 +34,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use hedui_engine::EngineOptions;
+use hedui_engine::{EngineOptions, parse_bytes};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -115,27 +115,6 @@ pub struct EngineConfig {
 pub struct RulesConfig {
     pub dir: Option<PathBuf>,
     pub parameters: BTreeMap<String, String>,
-}
-
-/// Bytes from `4GiB`, `512MiB`, `64KiB`, `1GB` or a plain number.
-pub fn parse_bytes(s: &str) -> Option<usize> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        _ => return None,
-    };
-    Some((n * mult) as usize)
 }
 
 impl Config {

@@ -206,27 +206,11 @@ impl PolicyEngine {
 }
 
 fn hedui_engine_bytes(s: &str) -> Result<usize> {
-    parse_bytes(s).ok_or_else(|| {
+    hedui_engine::parse_bytes(s).ok_or_else(|| {
         Error::Config(format!(
             "[access.limits] memory: `{s}` is not a size like 512MiB or 2GiB"
         ))
     })
-}
-
-/// Bytes from `4GiB`, `512MiB`, `64KiB`, `1GB` or a plain number.
-pub(crate) fn parse_bytes(s: &str) -> Option<usize> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: usize = n.parse().ok()?;
-    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(mult)
 }
 
 fn internal(e: impl std::fmt::Display) -> Error {

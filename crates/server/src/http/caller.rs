@@ -38,6 +38,22 @@ impl Caller {
     }
 }
 
+/// Complete the audit entry of a request that failed or was refused, write it, and hand back
+/// the error for the response.
+pub async fn failed(
+    state: &AppState,
+    mut event: AuditEvent,
+    started: std::time::Instant,
+    outcome: Outcome,
+    err: ApiError,
+) -> ApiError {
+    event.outcome = outcome;
+    event.reason = Some(err.message.clone());
+    event.duration_ms = started.elapsed().as_millis() as u64;
+    record(state, event).await;
+    err
+}
+
 pub async fn record(state: &AppState, event: AuditEvent) {
     if let Err(e) = state.audit.record(event).await {
         tracing::error!(error = %e, "audit entry lost");

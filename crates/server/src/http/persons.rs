@@ -11,7 +11,7 @@ use hedui_engine::rules::SubjectKind;
 use hedui_model::ResidentId;
 use serde::Deserialize;
 
-use super::caller::record;
+use super::caller::{failed, record};
 use super::{ApiError, Caller};
 use crate::AppState;
 
@@ -35,16 +35,7 @@ pub async fn check(
     let purpose = params.purpose.or(caller.purpose.clone());
     event.purpose = purpose.clone();
     event.statement = Some(format!("person check {id}"));
-    let fail = |mut event: hedui_audit::AuditEvent, outcome: Outcome, err: ApiError| {
-        let state = state.clone();
-        async move {
-            event.outcome = outcome;
-            event.reason = Some(err.message.clone());
-            event.duration_ms = started.elapsed().as_millis() as u64;
-            record(&state, event).await;
-            err
-        }
-    };
+    let fail = |event, outcome, err| failed(&state, event, started, outcome, err);
     let person = match ResidentId::parse(&id) {
         Ok(p) => p,
         Err(e) => {

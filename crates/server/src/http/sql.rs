@@ -11,7 +11,7 @@ use futures::StreamExt;
 use hedui_audit::Outcome;
 use serde::Deserialize;
 
-use super::caller::record;
+use super::caller::failed;
 use super::encode::{Encoder, Format};
 use super::{ApiError, Caller};
 use crate::AppState;
@@ -39,19 +39,12 @@ pub async fn run(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let mut event = caller.event(ACTION);
-    let refuse = |mut event: hedui_audit::AuditEvent, outcome: Outcome, err: ApiError| {
-        let state = state.clone();
-        async move {
-            event.outcome = outcome;
-            event.reason = Some(err.message.clone());
-            event.duration_ms = started.elapsed().as_millis() as u64;
-            record(&state, event).await;
-            state.metrics.inc(
-                "hedui_queries_total",
-                format!("interface=\"http\",outcome=\"{}\"", err.code),
-            );
-            err
-        }
+    let refuse = |event, outcome, err: ApiError| {
+        state.metrics.inc(
+            "hedui_queries_total",
+            format!("interface=\"http\",outcome=\"{}\"", err.code),
+        );
+        failed(&state, event, started, outcome, err)
     };
     let req: SqlRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
