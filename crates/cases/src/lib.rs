@@ -6,16 +6,21 @@
 //! raised again, and a closed case (rejected as a false positive, recovered, closed) comes back
 //! only when its evidence changes (new or different source rows).
 
+mod actions;
+mod query;
 mod state;
+mod workflow;
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
+pub use query::{CaseDetail, CaseEvent, CaseFilter, CasePage, Scope, Stats, Verification};
 pub use state::State;
+pub use workflow::{DispatchRule, LEVELS, REJECT_REASONS, Step, WorkflowConfig, level_name};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -54,6 +59,22 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS case_events (
         case_id TEXT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL, from_state TEXT,
         to_state TEXT NOT NULL, note TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS case_events_case ON case_events (case_id)",
+    "CREATE TABLE IF NOT EXISTS verifications (
+        id TEXT PRIMARY KEY, at TEXT NOT NULL, reviewer TEXT NOT NULL,
+        authorisation TEXT NOT NULL, region TEXT, members TEXT NOT NULL, verdict TEXT NOT NULL,
+        report TEXT NOT NULL)",
+];
+
+/// Columns added after the first release, with their types: an older store gains them on open.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("cases", "region", "TEXT"),
+    ("cases", "due_at", "TEXT"),
+    ("cases", "level", "BIGINT NOT NULL DEFAULT 0"),
+    ("cases", "confirmed_cents", "BIGINT"),
+    ("case_events", "detail", "TEXT"),
+    // Events of one case in order, also within one second.
+    ("case_events", "seq", "BIGINT"),
 ];
 
 /// What a run read and used: enough to run it again and get the same hits.
@@ -85,6 +106,8 @@ pub struct NewHit {
     /// Fingerprint of the evidence rows' content (not of batch ids: a re-delivery of the same
     /// rows is the same evidence).
     pub evidence_fingerprint: String,
+    /// The region code of the subject's registered address, for dispatch and row policies.
+    pub region: Option<String>,
 }
 
 /// What raising a run's hits did.
@@ -106,8 +129,19 @@ pub struct Case {
     pub evidence_fingerprint: String,
     pub first_run: String,
     pub last_run: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub region: Option<String>,
+    pub assignee: Option<String>,
+    /// 0 at the grid; one more at each escalation (see [`LEVELS`]).
+    pub level: i64,
+    pub due_at: Option<String>,
+    /// Open and past its deadline.
+    pub overdue: bool,
     pub reject_reason: Option<String>,
+    pub confirmed_cents: Option<i64>,
     pub recovered_cents: Option<i64>,
+    pub recovered_on: Option<String>,
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -120,10 +154,16 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 pub struct CaseStore {
     pool: AnyPool,
+    workflow: WorkflowConfig,
+}
+
+/// Timestamps in one fixed format, so that they compare as text on both databases.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 fn now() -> String {
-    Utc::now().to_rfc3339()
+    timestamp(Utc::now())
 }
 
 impl CaseStore {
@@ -146,14 +186,43 @@ impl CaseStore {
         for stmt in SCHEMA {
             sqlx::query(stmt).execute(&pool).await?;
         }
-        Ok(CaseStore { pool })
+        for (table, column, ty) in ADDED_COLUMNS {
+            let probe = format!("SELECT {column} FROM {table} WHERE 1 = 0");
+            if sqlx::query(&probe).fetch_all(&pool).await.is_err() {
+                sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))
+                    .execute(&pool)
+                    .await?;
+                tracing::info!(table, column, "case store upgraded");
+            }
+        }
+        Ok(CaseStore {
+            pool,
+            workflow: WorkflowConfig::default(),
+        })
+    }
+
+    /// Deadlines and dispatch for the cases this store raises and escalates.
+    pub fn with_workflow(mut self, workflow: WorkflowConfig) -> Result<CaseStore> {
+        workflow
+            .validate()
+            .map_err(|m| Error::Invalid("workflow".into(), m))?;
+        self.workflow = workflow;
+        Ok(self)
+    }
+
+    pub fn workflow(&self) -> &WorkflowConfig {
+        &self.workflow
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// Record a run and raise its hits as cases in one transaction: a run is never recorded
     /// without its cases, nor cases without their run. `run.new_cases` is filled in.
     pub async fn record_run(&self, run: &mut RunRecord, hits: &[NewHit]) -> Result<Raised> {
         let mut tx = self.pool.begin().await?;
-        let raised = raise_in(&mut tx, &run.id, hits).await?;
+        let raised = raise_in(&mut tx, &self.workflow, &run.id, hits).await?;
         run.new_cases = raised.new;
         sqlx::query(
             "INSERT INTO runs (id, started_at, lake_version, rules, params, hits, hits_fingerprint, new_cases) \
@@ -194,103 +263,17 @@ impl CaseStore {
     /// Turn hits into cases, once each (see the crate docs).
     pub async fn raise(&self, run_id: &str, hits: &[NewHit]) -> Result<Raised> {
         let mut tx = self.pool.begin().await?;
-        let raised = raise_in(&mut tx, run_id, hits).await?;
+        let raised = raise_in(&mut tx, &self.workflow, run_id, hits).await?;
         tx.commit().await?;
         Ok(raised)
     }
 
-    /// Move a case along its workflow. A note is required; rejecting needs a reason, recovering
-    /// an amount.
-    pub async fn transition(
-        &self,
-        case_id: &str,
-        to: State,
-        actor: &str,
-        note: &str,
-        reason: Option<&str>,
-        recovered_cents: Option<i64>,
-    ) -> Result<()> {
-        if note.trim().is_empty() {
-            return Err(Error::Invalid(case_id.into(), "a note is required".into()));
-        }
-        let row = sqlx::query("SELECT state FROM cases WHERE id = $1")
-            .bind(case_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| Error::NoCase(case_id.into()))?;
-        let from: State = row
-            .try_get::<String, _>("state")?
-            .parse()
-            .unwrap_or(State::New);
-        if !from.can_go_to(to) {
-            return Err(Error::Transition {
-                case: case_id.into(),
-                from,
-                to,
-            });
-        }
-        if to == State::Rejected && reason.is_none_or(|r| r.trim().is_empty()) {
-            return Err(Error::Invalid(
-                case_id.into(),
-                "rejecting needs a reason".into(),
-            ));
-        }
-        if to == State::Recovered && recovered_cents.is_none() {
-            return Err(Error::Invalid(
-                case_id.into(),
-                "recovering needs the amount recovered".into(),
-            ));
-        }
-        let at = now();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE cases SET state = $1, updated_at = $2, reject_reason = COALESCE($3, reject_reason), recovered_cents = COALESCE($4, recovered_cents), recovered_on = CASE WHEN $5 = 'recovered' THEN $6 ELSE recovered_on END WHERE id = $7")
-            .bind(to.as_str())
-            .bind(&at)
-            .bind(reason)
-            .bind(recovered_cents)
-            .bind(to.as_str())
-            .bind(&at)
-            .bind(case_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO case_events (case_id, at, actor, from_state, to_state, note) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(case_id)
-            .bind(&at)
-            .bind(actor)
-            .bind(from.as_str())
-            .bind(to.as_str())
-            .bind(note)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
+    /// Every case, oldest first within rule and subject.
     pub async fn cases(&self) -> Result<Vec<Case>> {
-        let rows = sqlx::query("SELECT id, rule_id, subject, state, months, amount_cents, evidence_fingerprint, first_run, last_run, reject_reason, recovered_cents FROM cases ORDER BY rule_id, subject, created_at")
-            .fetch_all(&self.pool)
+        let page = self
+            .list(&Scope::all(), &CaseFilter::default().limit(i64::MAX))
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Case {
-                    id: r.try_get("id")?,
-                    rule_id: r.try_get("rule_id")?,
-                    subject: r.try_get("subject")?,
-                    state: r
-                        .try_get::<String, _>("state")?
-                        .parse()
-                        .unwrap_or(State::New),
-                    months: serde_json::from_str(&r.try_get::<String, _>("months")?)
-                        .unwrap_or_default(),
-                    amount_cents: r.try_get("amount_cents")?,
-                    evidence_fingerprint: r.try_get("evidence_fingerprint")?,
-                    first_run: r.try_get("first_run")?,
-                    last_run: r.try_get("last_run")?,
-                    reject_reason: r.try_get("reject_reason")?,
-                    recovered_cents: r.try_get("recovered_cents")?,
-                })
-            })
-            .collect()
+        Ok(page.cases)
     }
 }
 
@@ -308,6 +291,7 @@ pub fn redact(url: &str) -> String {
 
 async fn raise_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    workflow: &WorkflowConfig,
     run_id: &str,
     hits: &[NewHit],
 ) -> Result<Raised> {
@@ -355,8 +339,10 @@ async fn raise_in(
                 format!("{}\0{}\0{}", h.rule, h.subject, h.evidence_fingerprint).as_bytes()
             )[..12]
         );
-        let at = now();
-        sqlx::query("INSERT INTO cases (id, rule_id, subject, state, months, amount_cents, evidence, evidence_fingerprint, first_run, last_run, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+        let now_utc = Utc::now();
+        let at = timestamp(now_utc);
+        let due = timestamp(workflow.due(&h.rule, now_utc));
+        sqlx::query("INSERT INTO cases (id, rule_id, subject, state, months, amount_cents, evidence, evidence_fingerprint, first_run, last_run, created_at, updated_at, region, due_at, level) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0)")
             .bind(&id)
             .bind(&h.rule)
             .bind(&h.subject)
@@ -369,9 +355,11 @@ async fn raise_in(
             .bind(run_id)
             .bind(&at)
             .bind(&at)
+            .bind(h.region.as_deref())
+            .bind(&due)
             .execute(&mut **tx)
             .await?;
-        sqlx::query("INSERT INTO case_events (case_id, at, actor, from_state, to_state, note) VALUES ($1, $2, $3, NULL, $4, $5)")
+        sqlx::query("INSERT INTO case_events (case_id, at, actor, from_state, to_state, note, seq) VALUES ($1, $2, $3, NULL, $4, $5, 1)")
             .bind(&id)
             .bind(&at)
             .bind("hedui")

@@ -61,20 +61,7 @@ impl Engine {
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
-                let (_, result) = self.query(&sql).await?;
-                let mut buf = Vec::new();
-                {
-                    let mut w = ArrayWriter::new(&mut buf);
-                    for b in &result {
-                        w.write(b)?;
-                    }
-                    w.finish()?;
-                }
-                let parsed: Vec<serde_json::Map<String, serde_json::Value>> = if buf.is_empty() {
-                    Vec::new()
-                } else {
-                    serde_json::from_slice(&buf).map_err(|e| crate::Error::Query(e.to_string()))?
-                };
+                let parsed = self.json_rows(&sql).await?;
                 let wanted_pairs: HashSet<(&str, i64)> = chunk.iter().copied().collect();
                 for values in parsed {
                     let batch = values
@@ -89,20 +76,7 @@ impl Engine {
                     if !wanted_pairs.contains(&(batch.as_str(), row)) {
                         continue;
                     }
-                    let commit = commits.get(batch.as_str());
-                    let r = EvidenceRow {
-                        dataset: dataset.to_string(),
-                        batch: batch.clone(),
-                        row,
-                        source: values
-                            .get("_source")
-                            .and_then(|v| v.as_str())
-                            .unwrap_or_default()
-                            .to_string(),
-                        source_id: commit.map(|c| c.source.clone()).unwrap_or_default(),
-                        as_of: commit.and_then(|c| c.as_of),
-                        values,
-                    };
+                    let r = evidence_row(dataset, values, &commits);
                     out.insert(
                         EvidenceRef {
                             dataset: dataset.to_string(),
@@ -115,5 +89,55 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// A query's rows as JSON objects (column -> value), as reviewers are shown them.
+    pub(crate) async fn json_rows(
+        &self,
+        sql: &str,
+    ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+        let (_, result) = self.query(sql).await?;
+        let mut buf = Vec::new();
+        {
+            let mut w = ArrayWriter::new(&mut buf);
+            for b in &result {
+                w.write(b)?;
+            }
+            w.finish()?;
+        }
+        if buf.is_empty() {
+            return Ok(Vec::new());
+        }
+        serde_json::from_slice(&buf).map_err(|e| crate::Error::Query(e.to_string()))
+    }
+}
+
+/// A lake row with where it came from: its batch's source and as-of date.
+pub(crate) fn evidence_row(
+    dataset: &str,
+    values: serde_json::Map<String, serde_json::Value>,
+    commits: &HashMap<&str, &hedui_lake::Commit>,
+) -> EvidenceRow {
+    let batch = values
+        .get("_batch")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let commit = commits.get(batch.as_str());
+    EvidenceRow {
+        dataset: dataset.to_string(),
+        row: values
+            .get("_row")
+            .and_then(|v| v.as_i64())
+            .unwrap_or_default(),
+        source: values
+            .get("_source")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string(),
+        source_id: commit.map(|c| c.source.clone()).unwrap_or_default(),
+        as_of: commit.and_then(|c| c.as_of),
+        batch,
+        values,
     }
 }

@@ -21,7 +21,9 @@ use hedui_model::Catalog;
 
 pub mod check;
 pub mod evidence;
+pub mod household;
 pub mod output;
+mod regions;
 pub mod rules;
 pub mod sandbox;
 pub mod system;

@@ -148,6 +148,15 @@ pub enum Command {
         persons: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Stop after the checks instead of serving the UI.
+        #[arg(long)]
+        no_serve: bool,
+        /// The UI's and API's address (default: hedui.toml's server.http, 127.0.0.1:8080).
+        #[arg(long)]
+        http: Option<String>,
+        /// The Postgres wire protocol's address, or `off`.
+        #[arg(long)]
+        pg: Option<String>,
     },
 }
 

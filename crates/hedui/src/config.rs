@@ -85,6 +85,8 @@ pub struct AuditConfig {
 pub struct CasesConfig {
     /// `sqlite://FILE` or `postgres://user@host/db`; empty: `hedui-cases.db` beside the lake.
     pub url: String,
+    /// Deadlines, escalation and dispatch (`[cases.workflow]`).
+    pub workflow: hedui_cases::WorkflowConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

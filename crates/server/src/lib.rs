@@ -38,6 +38,10 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub audit: AuditLog,
     pub metrics: Arc<Metrics>,
+    /// Cases, their workflow, and kept household verifications.
+    pub cases: Arc<hedui_cases::CaseStore>,
+    /// The city's dibao tests for household verification (R5's parameters).
+    pub household_tests: hedui_engine::household::HouseholdTests,
 }
 
 /// Where to listen.
@@ -80,6 +84,21 @@ pub async fn serve(
             tick.tick().await;
             if let Err(e) = reloading.policy.reload().await {
                 tracing::warn!(error = %e, "could not reload the lake");
+            }
+        }
+    });
+    // Late cases climb a level (跟踪督办) without anyone having to ask.
+    let escalating = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            match escalating.cases.escalate(chrono::Utc::now()).await {
+                Ok(done) if !done.is_empty() => {
+                    tracing::info!(cases = done.len(), "overdue cases escalated")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not escalate overdue cases"),
             }
         }
     });

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use hedui_cases::{CaseStore, NewHit, Raised, RunRecord, State};
+use hedui_cases::{
+    CaseFilter, CaseStore, NewHit, Raised, RunRecord, Scope, State, Step, WorkflowConfig,
+};
 
 fn hit(rule: &str, subject: &str, fingerprint: &str) -> NewHit {
     NewHit {
@@ -13,6 +15,7 @@ fn hit(rule: &str, subject: &str, fingerprint: &str) -> NewHit {
         amount_cents: Some(600_000),
         evidence: serde_json::json!([{"dataset": "pension_payments"}]),
         evidence_fingerprint: fingerprint.into(),
+        region: Some("420502".into()),
     }
 }
 
@@ -53,6 +56,7 @@ async fn exercise(store: &CaseStore) {
         }
     );
 
+    let all = Scope::all();
     let cases = store.cases().await.unwrap();
     let a = cases.iter().find(|c| c.subject == "A").unwrap().id.clone();
     assert_eq!(
@@ -62,22 +66,46 @@ async fn exercise(store: &CaseStore) {
     // A reviewer finds A a false positive.
     assert!(
         store
-            .transition(&a, State::Confirmed, "rev", "looked", None, None)
+            .transition(
+                &all,
+                &a,
+                &Step::to(State::Confirmed)
+                    .by("rev")
+                    .note("looked")
+                    .amount_cents(1)
+            )
             .await
             .is_err(),
         "new cannot jump to confirmed"
     );
     store
-        .transition(&a, State::Assigned, "lead", "to the 西陵 grid", None, None)
+        .transition(
+            &all,
+            &a,
+            &Step::to(State::Assigned)
+                .by("lead")
+                .assignee("grid-420502")
+                .note("to the 西陵 grid"),
+        )
         .await
         .unwrap();
     store
-        .transition(&a, State::Verifying, "rev", "home visit booked", None, None)
+        .transition(
+            &all,
+            &a,
+            &Step::to(State::Verifying)
+                .by("rev")
+                .note("home visit booked"),
+        )
         .await
         .unwrap();
     assert!(
         store
-            .transition(&a, State::Rejected, "rev", "seen alive", None, None)
+            .transition(
+                &all,
+                &a,
+                &Step::to(State::Rejected).by("rev").note("seen alive")
+            )
             .await
             .is_err(),
         "a reason is required"
@@ -85,12 +113,11 @@ async fn exercise(store: &CaseStore) {
     assert!(
         store
             .transition(
+                &all,
                 &a,
-                State::Rejected,
-                "rev",
-                "",
-                Some("identity mix-up"),
-                None
+                &Step::to(State::Rejected)
+                    .by("rev")
+                    .reason("identity_mismatch")
             )
             .await
             .is_err(),
@@ -98,12 +125,12 @@ async fn exercise(store: &CaseStore) {
     );
     store
         .transition(
+            &all,
             &a,
-            State::Rejected,
-            "rev",
-            "seen alive",
-            Some("death record of a namesake"),
-            None,
+            &Step::to(State::Rejected)
+                .by("rev")
+                .note("seen alive; death record of a namesake")
+                .reason("identity_mismatch"),
         )
         .await
         .unwrap();
@@ -133,10 +160,8 @@ async fn exercise(store: &CaseStore) {
     assert_eq!(cases.iter().filter(|c| c.subject == "A").count(), 2);
     let rejected = cases.iter().find(|c| c.id == a).unwrap();
     assert_eq!(rejected.state, State::Rejected);
-    assert_eq!(
-        rejected.reject_reason.as_deref(),
-        Some("death record of a namesake")
-    );
+    assert_eq!(rejected.reject_reason.as_deref(), Some("identity_mismatch"));
+    workflow(store).await;
 }
 
 #[tokio::test]
@@ -146,7 +171,7 @@ async fn sqlite_store() {
     exercise(&CaseStore::open(&url).await.unwrap()).await;
     // Reopening keeps everything.
     let again = CaseStore::open(&url).await.unwrap();
-    assert_eq!(again.cases().await.unwrap().len(), 3);
+    assert_eq!(again.cases().await.unwrap().len(), 5);
 }
 
 #[tokio::test]
@@ -190,4 +215,223 @@ fn passwords_never_reach_messages() {
         hedui_cases::redact("sqlite://cases.db"),
         "sqlite://cases.db"
     );
+}
+
+/// The reviewer's side: worklist filters and scopes, dispatch, outcomes, history, deadlines and
+/// escalation, and the dashboard's figures.
+async fn workflow(store: &CaseStore) {
+    let all = Scope::all();
+    let mut h1 = hit("R5", "H1", "h1");
+    h1.region = Some("420503".into());
+    h1.amount_cents = Some(100);
+    let mut c = hit("R2", "C", "c1");
+    c.region = None;
+    c.amount_cents = None;
+    store.raise("run-5", &[h1, c]).await.unwrap();
+    // R1 B, R1 A (new evidence), R5 H1 and R2 C are open; the first A is rejected.
+    let open = CaseFilter {
+        states: vec![State::New, State::Assigned, State::Verifying],
+        ..Default::default()
+    };
+    assert_eq!(store.list(&all, &open).await.unwrap().total, 4);
+    let r1 = CaseFilter {
+        rule: Some("R1".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.list(&all, &r1).await.unwrap().total, 3);
+    let big = CaseFilter {
+        min_amount_cents: Some(1_000),
+        ..Default::default()
+    };
+    assert!(
+        store
+            .list(&all, &big)
+            .await
+            .unwrap()
+            .cases
+            .iter()
+            .all(|c| c.amount_cents.unwrap() >= 1_000)
+    );
+    let page = store
+        .list(&all, &CaseFilter::default().limit(2))
+        .await
+        .unwrap();
+    assert_eq!((page.total, page.cases.len()), (5, 2), "paged");
+
+    // A reviewer of district 420503 sees only its case, and nothing outside it even by id.
+    let district = Scope {
+        rules: None,
+        region: Some("420503".into()),
+    };
+    let theirs = store.list(&district, &CaseFilter::default()).await.unwrap();
+    assert_eq!(theirs.total, 1);
+    assert_eq!(theirs.cases[0].subject, "H1");
+    let b = store
+        .list(
+            &all,
+            &CaseFilter {
+                subject: Some("B".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .cases[0]
+        .id
+        .clone();
+    assert!(matches!(
+        store.get(&district, &b).await,
+        Err(hedui_cases::Error::NoCase(_))
+    ));
+    let step = Step::to(State::Verifying).by("x").note("n");
+    assert!(store.transition(&district, &b, &step).await.is_err());
+    // A queue limited to dibao rules sees only those.
+    let dibao = Scope {
+        rules: Some(vec!["R5".into(), "R7".into()]),
+        region: None,
+    };
+    assert_eq!(
+        store
+            .list(&dibao, &CaseFilter::default())
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+
+    // Dispatch by region: configured teams by longest prefix, else the region's grid queue.
+    let cfg = WorkflowConfig {
+        dispatch: vec![
+            hedui_cases::DispatchRule {
+                region: "4205".into(),
+                assignee: "yichang-office".into(),
+            },
+            hedui_cases::DispatchRule {
+                region: "420503".into(),
+                assignee: "wujiagang-grid".into(),
+            },
+        ],
+        ..Default::default()
+    };
+    assert_eq!(cfg.assignee_for(Some("420503")), "wujiagang-grid");
+    assert_eq!(cfg.assignee_for(Some("420502")), "yichang-office");
+    assert_eq!(cfg.assignee_for(Some("110101")), "grid-110101");
+    assert_eq!(cfg.assignee_for(None), "city-office");
+    assert_eq!(store.dispatch_new(&district, "lead").await.unwrap(), 1);
+    let h1 = store.get(&all, &theirs.cases[0].id).await.unwrap();
+    assert_eq!(h1.case.state, State::Assigned);
+    assert_eq!(h1.case.assignee.as_deref(), Some("grid-420503"));
+
+    // Confirmed with the amount to recover, then recovered with amount and date.
+    let id = h1.case.id.clone();
+    store
+        .transition(
+            &all,
+            &id,
+            &Step::to(State::Verifying).by("rev").note("入户调查"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .transition(
+                &all,
+                &id,
+                &Step::to(State::Confirmed).by("rev").note("car seen")
+            )
+            .await
+            .is_err(),
+        "confirming needs the amount"
+    );
+    assert!(
+        store
+            .transition(
+                &all,
+                &id,
+                &Step::to(State::Rejected)
+                    .by("rev")
+                    .note("n")
+                    .reason("made up")
+            )
+            .await
+            .is_err(),
+        "reasons come from the list"
+    );
+    store
+        .transition(
+            &all,
+            &id,
+            &Step::to(State::Confirmed)
+                .by("rev")
+                .note("car seen")
+                .amount_cents(90),
+        )
+        .await
+        .unwrap();
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    assert!(
+        store
+            .transition(
+                &all,
+                &id,
+                &Step::to(State::Recovered)
+                    .by("rev")
+                    .note("paid back")
+                    .amount_cents(90)
+            )
+            .await
+            .is_err(),
+        "recovering needs the date"
+    );
+    store
+        .transition(
+            &all,
+            &id,
+            &Step::to(State::Recovered)
+                .by("rev")
+                .note("paid back")
+                .amount_cents(90)
+                .on(day),
+        )
+        .await
+        .unwrap();
+    let done = store.get(&all, &id).await.unwrap();
+    assert_eq!(done.case.confirmed_cents, Some(90));
+    assert_eq!(done.case.recovered_cents, Some(90));
+    assert_eq!(done.case.recovered_on.as_deref(), Some("2026-03-02"));
+    let steps: Vec<&str> = done.history.iter().map(|e| e.to_state.as_str()).collect();
+    assert_eq!(
+        steps,
+        ["new", "assigned", "verifying", "confirmed", "recovered"]
+    );
+    assert_eq!(done.history[1].actor, "lead");
+    assert_eq!(done.evidence[0]["dataset"], "pension_payments");
+
+    // Deadlines: nothing is late today; in 31 days every open case is, and climbs one level.
+    assert!(store.escalate(chrono::Utc::now()).await.unwrap().is_empty());
+    let later = chrono::Utc::now() + chrono::Duration::days(31);
+    let escalated = store.escalate(later).await.unwrap();
+    assert_eq!(escalated.len(), 3, "B, A again and C; H1 is recovered");
+    assert!(escalated.iter().all(|(_, level)| *level == 1));
+    let b_now = store.get(&all, &b).await.unwrap();
+    assert_eq!(b_now.case.level, 1);
+    assert!(b_now.history.last().unwrap().note.contains("街道"));
+    // Again immediately: the new deadline has not passed.
+    assert!(store.escalate(later).await.unwrap().is_empty());
+
+    let stats = store.stats(&all).await.unwrap();
+    let r5 = stats
+        .by_rule_region
+        .iter()
+        .find(|r| r.rule == "R5")
+        .unwrap();
+    assert_eq!((r5.cases, r5.recovered_cents), (1, 90));
+    assert_eq!(stats.recovered_by_month, vec![("2026-03".to_string(), 90)]);
+    assert_eq!(
+        stats.by_state.iter().map(|(_, n)| n).sum::<i64>(),
+        5,
+        "every case is in one state"
+    );
+    let district_stats = store.stats(&district).await.unwrap();
+    assert_eq!(district_stats.by_rule_region.len(), 1);
 }

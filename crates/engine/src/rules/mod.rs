@@ -43,9 +43,16 @@ struct RuleFile {
     legal_basis: String,
     #[serde(default)]
     description: String,
+    /// The role whose reviewers work this rule's cases (default: `reviewer`).
+    #[serde(default = "default_reviewer_role")]
+    reviewer_role: String,
     #[serde(default, rename = "parameter")]
     parameters: Vec<ParamDef>,
     sql: SqlSection,
+}
+
+fn default_reviewer_role() -> String {
+    "reviewer".into()
 }
 
 /// A checked rule.
@@ -59,6 +66,9 @@ pub struct RuleDef {
     pub legal_basis: String,
     pub description: String,
     pub parameters: Vec<ParamDef>,
+    /// The role whose reviewers work this rule's cases: social-security clerks (`reviewer`) or
+    /// civil-affairs dibao reviewers (`dibao_reviewer`).
+    pub reviewer_role: String,
     pub sql: String,
     /// Where the rule came from: `builtin:<file>` or the city's file path.
     pub origin: String,
@@ -102,6 +112,7 @@ impl RuleDef {
             legal_basis: f.legal_basis,
             description: f.description,
             parameters: f.parameters,
+            reviewer_role: f.reviewer_role,
             sql: f.sql.query,
             origin: origin.to_string(),
         })

@@ -23,6 +23,7 @@ pub struct CheckArgs {
     pub rules_dir: Option<PathBuf>,
     pub params: BTreeMap<String, String>,
     pub engine: EngineOptions,
+    pub workflow: hedui_cases::WorkflowConfig,
 }
 
 /// The case store's default: `hedui-cases.db` beside the lake directory.
@@ -68,20 +69,6 @@ fn open_lake_check(lake: &Path) -> Result<()> {
     } else {
         Err(Error::NoLake(lake.to_path_buf()))
     }
-}
-
-/// Run rules over the lake as it is now (the demo's summary).
-pub async fn run_rules(
-    lake: &Path,
-    rules_dir: Option<&Path>,
-    ids: &[String],
-    params: &BTreeMap<String, String>,
-    options: &EngineOptions,
-) -> Result<Vec<Hit>> {
-    open_lake_check(lake)?;
-    let set = rule_set(rules_dir, params)?;
-    let engine = Engine::open_with(lake, options).await?;
-    run_on(&engine, &set, ids, params).await
 }
 
 /// What identifies a run's result: every hit's rule, subject, months, amount and evidence.
@@ -156,16 +143,24 @@ fn months_compact(h: &Hit) -> String {
     out.join(", ")
 }
 
-pub async fn run(args: &CheckArgs) -> Result<ExitCode> {
-    open_lake_check(&args.lake)?;
-    let set = rule_set(args.rules_dir.as_deref(), &args.params)?;
-    let store = CaseStore::open(&args.cases).await?;
-    if let Some(run_id) = &args.rerun {
-        return rerun(args, &set, &store, run_id).await;
-    }
+/// What one recorded run found and did.
+pub struct Recorded {
+    pub hits: Vec<Hit>,
+    pub rows: HashMap<EvidenceRef, EvidenceRow>,
+    pub summary: String,
+}
+
+/// Run the rules on the lake as it is now, and record the run and its cases in the store:
+/// each case with its evidence rows and the region of its subject (for dispatch).
+pub async fn record(
+    engine: &Engine,
+    set: &RuleSet,
+    ids: &[String],
+    params: &BTreeMap<String, String>,
+    store: &CaseStore,
+) -> Result<Recorded> {
     let started_at = chrono::Utc::now();
-    let engine = Engine::open_with(&args.lake, &args.engine).await?;
-    let hits = run_on(&engine, &set, &args.rules, &args.params).await?;
+    let hits = run_on(engine, set, ids, params).await?;
     let rows = engine.load_evidence(&hits).await?;
     let fingerprint = hits_fingerprint(&hits);
     let run_id = format!(
@@ -173,7 +168,14 @@ pub async fn run(args: &CheckArgs) -> Result<ExitCode> {
         started_at.format("%Y%m%dT%H%M%S%6f"),
         &fingerprint[..8]
     );
-    let selected = set.select(&args.rules)?;
+    let selected = set.select(ids)?;
+    let kinds: HashMap<&str, hedui_engine::rules::SubjectKind> =
+        set.iter().map(|r| (r.id.as_str(), r.subject)).collect();
+    let subjects: Vec<_> = hits
+        .iter()
+        .filter_map(|h| kinds.get(h.rule.as_str()).map(|k| (*k, h.subject.clone())))
+        .collect();
+    let regions = engine.subject_regions(&subjects).await?;
     let new_hits: Vec<NewHit> = hits
         .iter()
         .map(|h| NewHit {
@@ -183,22 +185,23 @@ pub async fn run(args: &CheckArgs) -> Result<ExitCode> {
             amount_cents: h.amount_cents.map(|c| c as i64),
             evidence: evidence_json(h, &rows),
             evidence_fingerprint: evidence_fingerprint(h, &rows),
+            region: regions.get(&h.subject).cloned(),
         })
         .collect();
-    let mut record = RunRecord {
+    let mut run = RunRecord {
         id: run_id.clone(),
         started_at: started_at.to_rfc3339(),
         lake_version: engine.snapshot().version(),
         rules: selected.iter().map(|r| (r.id.clone(), r.version)).collect(),
         params: selected
             .iter()
-            .map(|r| (r.id.clone(), r.effective(&args.params)))
+            .map(|r| (r.id.clone(), r.effective(params)))
             .collect(),
         hits: hits.len() as u64,
         hits_fingerprint: fingerprint,
         new_cases: 0,
     };
-    let raised = store.record_run(&mut record, &new_hits).await?;
+    let raised = store.record_run(&mut run, &new_hits).await?;
     let summary = format!(
         "run {run_id}: {} hits on lake version {}; cases: {} new, {} already open, {} suppressed (closed with the same evidence)",
         hits.len(),
@@ -207,7 +210,25 @@ pub async fn run(args: &CheckArgs) -> Result<ExitCode> {
         raised.already_open,
         raised.suppressed
     );
-    emit(args, &hits, &rows, &summary)
+    Ok(Recorded {
+        hits,
+        rows,
+        summary,
+    })
+}
+
+pub async fn run(args: &CheckArgs) -> Result<ExitCode> {
+    open_lake_check(&args.lake)?;
+    let set = rule_set(args.rules_dir.as_deref(), &args.params)?;
+    let store = CaseStore::open(&args.cases)
+        .await?
+        .with_workflow(args.workflow.clone())?;
+    if let Some(run_id) = &args.rerun {
+        return rerun(args, &set, &store, run_id).await;
+    }
+    let engine = Engine::open_with(&args.lake, &args.engine).await?;
+    let done = record(&engine, &set, &args.rules, &args.params, &store).await?;
+    emit(args, &done.hits, &done.rows, &done.summary)
 }
 
 /// Run a recorded run again on the lake as it was then, with the rule versions and parameters it

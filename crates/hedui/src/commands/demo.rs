@@ -15,8 +15,32 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// The whole flow on a generated city, in a directory of its own.
-pub async fn run(dir: &Path, persons: u64, seed: u64) -> Result<ExitCode> {
+/// What the demo does after checking: serve the UI (the default) or stop.
+pub struct Serve {
+    pub enabled: bool,
+    pub http: Option<String>,
+    pub pg: Option<String>,
+}
+
+/// The roles a newcomer can sign in as, with what each sees.
+const DEMO_ROLES: &[(&str, &str)] = &[
+    (
+        "reviewer",
+        "社保核查员 social-security reviewer: R1-R4, R6 cases",
+    ),
+    (
+        "dibao_reviewer",
+        "低保核对员 dibao reviewer: R5, R7 cases, household verification",
+    ),
+    ("analyst", "分析员 analyst: SQL (masked), data, dashboard"),
+    ("statistician", "统计员 statistician: aggregates only"),
+    ("auditor", "审计员 auditor: audit log, read-only cases"),
+    ("admin", "管理员 administrator: everything"),
+];
+
+/// The whole flow on a generated city, in a directory of its own: generate, ingest, check (the
+/// hits become cases), then serve the UI with a sign-in link per role.
+pub async fn run(dir: &Path, persons: u64, seed: u64, serve: Serve) -> Result<ExitCode> {
     println!(
         "hedui demo: 生成、接入、入湖 (generate, ingest, load) in {}",
         dir.display()
@@ -69,9 +93,15 @@ pub async fn run(dir: &Path, persons: u64, seed: u64) -> Result<ExitCode> {
         if balanced { "yes" } else { "NO" }
     );
 
-    // The checks of rules.md over the new lake, summarised per rule.
-    let hits =
-        super::check::run_rules(&lake, None, &[], &Default::default(), &Default::default()).await?;
+    // The checks of rules.md over the new lake; their hits become the case store's cases.
+    let cases_db = dir.join("hedui-cases.db");
+    if cases_db.exists() {
+        std::fs::remove_file(&cases_db).map_err(io(&cases_db))?;
+    }
+    let store = hedui_cases::CaseStore::open(&super::check::default_cases_url(&lake)).await?;
+    let set = hedui_engine::rules::RuleSet::builtin()?;
+    let recorded = super::check::record(&engine, &set, &[], &Default::default(), &store).await?;
+    let hits = recorded.hits;
     println!();
     println!("核查结果 checks (hits, amount):");
     for rule in hedui_engine::rules::RuleSet::builtin()?.iter() {
@@ -88,6 +118,39 @@ pub async fn run(dir: &Path, persons: u64, seed: u64) -> Result<ExitCode> {
             cents % 100
         );
     }
+    println!("{}", recorded.summary);
+    let balanced_exit = if balanced {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
+    if serve.enabled && balanced {
+        println!();
+        let cfg = crate::config::Config::default();
+        let auth = super::access::authenticator(&cfg, &lake)?;
+        let mut links = Vec::new();
+        for (role, what) in DEMO_ROLES {
+            let token = auth.issue(&hedui_auth::TokenRequest {
+                subject: format!("demo-{role}"),
+                roles: vec![role.parse().expect("a role")],
+                region: None,
+                department: None,
+                ttl: std::time::Duration::from_secs(12 * 3600),
+            })?;
+            links.push((*role, *what, token));
+        }
+        return super::serve::serve_with(&cfg, None, &lake, serve.http, serve.pg, move |http| {
+            println!();
+            println!("登录链接 sign-in links (valid 12 hours; the token is in the link's #fragment, never sent to a server log):");
+            for (role, what, token) in &links {
+                println!("  {role:<15} {what}");
+                println!("                  http://{http}/ui/#token={token}");
+            }
+            println!();
+            println!("Ctrl-C 停止 stops the server.");
+        })
+        .await;
+    }
     println!();
     println!("Try: hedui check --lake {}", lake.display());
     println!(
@@ -98,9 +161,5 @@ pub async fn run(dir: &Path, persons: u64, seed: u64) -> Result<ExitCode> {
         "     hedui serve --lake {0}   (then: hedui token --lake {0} --role analyst)",
         lake.display()
     );
-    Ok(if balanced {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(balanced_exit)
 }

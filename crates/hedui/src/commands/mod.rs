@@ -118,6 +118,7 @@ pub async fn run(command: Command, config: Option<std::path::PathBuf>) -> Result
                 rules_dir: rules_dir.or_else(|| cfg.rules.dir.clone()),
                 params: values,
                 engine: cfg.engine_options(config.as_deref())?,
+                workflow: cfg.cases.workflow.clone(),
             })
             .await
         }
@@ -125,6 +126,20 @@ pub async fn run(command: Command, config: Option<std::path::PathBuf>) -> Result
             let cfg = settings()?;
             rules::run(action, &cfg)
         }
-        Command::Demo { dir, persons, seed } => demo::run(&dir, persons, seed).await,
+        Command::Demo {
+            dir,
+            persons,
+            seed,
+            no_serve,
+            http,
+            pg,
+        } => {
+            let serve = demo::Serve {
+                enabled: !no_serve,
+                http,
+                pg,
+            };
+            demo::run(&dir, persons, seed, serve).await
+        }
     }
 }

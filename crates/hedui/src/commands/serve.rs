@@ -25,6 +25,18 @@ pub async fn run(
     http: Option<String>,
     pg: Option<String>,
 ) -> Result<ExitCode> {
+    serve_with(cfg, config_file, lake, http, pg, |_| {}).await
+}
+
+/// Serve, and once listening call `then` with the HTTP address (the demo prints sign-in links).
+pub async fn serve_with(
+    cfg: &Config,
+    config_file: Option<&Path>,
+    lake: &Path,
+    http: Option<String>,
+    pg: Option<String>,
+    then: impl FnOnce(SocketAddr),
+) -> Result<ExitCode> {
     let http = addr(&http.unwrap_or_else(|| cfg.server.http.clone()), "--http")?;
     let pg = match pg.unwrap_or_else(|| cfg.server.pg.clone()).trim() {
         "" | "off" => None,
@@ -32,6 +44,12 @@ pub async fn run(
     };
     let access = super::access::open(cfg, config_file, lake).await?;
     let rules = super::check::rule_set(cfg.rules.dir.as_deref(), &cfg.rules.parameters)?;
+    let cases_url = Some(cfg.cases.url.clone())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| super::check::default_cases_url(lake));
+    let cases = hedui_cases::CaseStore::open(&cases_url)
+        .await?
+        .with_workflow(cfg.cases.workflow.clone())?;
     let state = Arc::new(AppState {
         policy: access.policy,
         rules: Arc::new(rules),
@@ -39,12 +57,17 @@ pub async fn run(
         auth: access.auth,
         audit: access.audit,
         metrics: Arc::new(Metrics::default()),
+        cases: Arc::new(cases),
+        household_tests: hedui_engine::household::HouseholdTests::from_params(
+            &cfg.rules.parameters,
+        ),
     });
     let audit_path = cfg.audit_path(lake);
     hedui_server::serve(state, Listen { http, pg }, |http, pg| {
         // Printed (not logged) so scripts and tests can read the bound ports.
         println!("hedui 服务已启动 serving lake {}", lake.display());
         println!("  HTTP      http://{http}/api/v1  (OpenAPI: /api/v1/openapi.json)");
+        println!("  网页 UI   http://{http}/ui/");
         if let Some(pg) = pg {
             println!(
                 "  Postgres  psql \"host={} port={} user=analyst dbname=hedui\" (password: a token from `hedui token`)",
@@ -53,6 +76,7 @@ pub async fn run(
             );
         }
         println!("  审计 audit log {}", audit_path.display());
+        then(http);
     })
     .await?;
     Ok(ExitCode::SUCCESS)

@@ -152,7 +152,7 @@ fn demo_generates_ingests_and_adds_up() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_ok(
         hedui()
-            .args(["demo", "--persons", "1500", "--dir"])
+            .args(["demo", "--no-serve", "--persons", "1500", "--dir"])
             .arg(dir.path()),
     );
     assert!(
@@ -167,7 +167,7 @@ fn demo_generates_ingests_and_adds_up() {
     // Running it again starts from a fresh lake and gives the same numbers.
     let again = run_ok(
         hedui()
-            .args(["demo", "--persons", "1500", "--dir"])
+            .args(["demo", "--no-serve", "--persons", "1500", "--dir"])
             .arg(dir.path()),
     );
     let totals = |s: &str| {

@@ -1,10 +1,14 @@
 //! The HTTP API under `/api/v1`, with `/healthz`, `/metrics` and the OpenAPI document.
 
 mod caller;
+mod cases;
 mod encode;
 mod error;
+mod households;
+mod lake;
 mod persons;
 mod sql;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +40,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/datasets"),
     ("POST", "/api/v1/sql"),
     ("GET", "/api/v1/persons/{id}/check"),
+    ("GET", "/api/v1/workflow"),
+    ("GET", "/api/v1/cases"),
+    ("GET", "/api/v1/cases/stats"),
+    ("POST", "/api/v1/cases/dispatch"),
+    ("POST", "/api/v1/cases/escalate"),
+    ("GET", "/api/v1/cases/{id}"),
+    ("POST", "/api/v1/cases/{id}/assign"),
+    ("POST", "/api/v1/cases/{id}/transition"),
+    ("POST", "/api/v1/households/verify"),
+    ("GET", "/api/v1/households/verifications/{id}"),
+    ("GET", "/api/v1/lake"),
 ];
 
 /// The route template a path belongs to (`{…}` matches one segment), for metrics labels.
@@ -64,6 +79,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/datasets", get(datasets))
         .route("/api/v1/sql", post(sql::run))
         .route("/api/v1/persons/{id}/check", get(persons::check))
+        .route("/api/v1/workflow", get(cases::workflow))
+        .route("/api/v1/cases", get(cases::list))
+        .route("/api/v1/cases/stats", get(cases::stats))
+        .route("/api/v1/cases/dispatch", post(cases::dispatch))
+        .route("/api/v1/cases/escalate", post(cases::escalate))
+        .route("/api/v1/cases/{id}", get(cases::get))
+        .route("/api/v1/cases/{id}/assign", post(cases::assign))
+        .route("/api/v1/cases/{id}/transition", post(cases::transition))
+        .route("/api/v1/households/verify", post(households::verify))
+        .route(
+            "/api/v1/households/verifications/{id}",
+            get(households::report),
+        )
+        .route("/api/v1/lake", get(lake::overview))
+        .merge(ui::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -205,5 +235,34 @@ mod hedui_model_names {
             Err(_) if name == hedui_policy::AUDIT_TABLE => ("审计日志".into(), "Audit log".into()),
             Err(_) => (String::new(), String::new()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_document_lists_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        for (method, path) in ROUTES {
+            assert!(
+                doc["paths"][path][method.to_ascii_lowercase()].is_object(),
+                "OpenAPI lacks {method} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn routes_name_their_metrics_label() {
+        assert_eq!(
+            route_of("GET", "/api/v1/cases/R1-abc"),
+            "/api/v1/cases/{id}"
+        );
+        assert_eq!(
+            route_of("GET", "/api/v1/cases/stats"),
+            "/api/v1/cases/stats"
+        );
+        assert_eq!(route_of("GET", "/nope"), "other");
     }
 }

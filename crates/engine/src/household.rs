@@ -1,0 +1,437 @@
+//! Household verification (居民家庭经济状况核对): for an applicant household's members, every
+//! income and asset item each source holds, the per-capita monthly income against the dibao line,
+//! the items that disqualify, and a verdict with its reasons. The same tests as rule R5, asked
+//! before a household is admitted instead of after.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{Datelike, Months, NaiveDate};
+use hedui_model::ResidentId;
+use serde::Serialize;
+
+use crate::evidence::{EvidenceRow, evidence_row};
+use crate::{Engine, Result};
+
+/// The city's tests, from R5's parameters.
+#[derive(Debug, Clone)]
+pub struct HouseholdTests {
+    /// Yuan in cents per person per month.
+    pub dibao_line_cents: i64,
+    pub max_residential_properties: usize,
+    pub vehicle_types: Vec<String>,
+    /// Months of income averaged, ending with the latest month the income sources cover.
+    pub income_months: u32,
+}
+
+impl HouseholdTests {
+    /// From rule parameters as `hedui.toml` gives them (R5's names), defaults where absent.
+    pub fn from_params(params: &BTreeMap<String, String>) -> HouseholdTests {
+        let line = params
+            .get("dibao_line")
+            .and_then(|v| yuan_cents(v))
+            .unwrap_or(80_000);
+        HouseholdTests {
+            dibao_line_cents: line,
+            max_residential_properties: params
+                .get("max_residential_properties")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(1),
+            vehicle_types: params
+                .get("vehicle_types")
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_else(|| vec!["passenger_car".into()]),
+            income_months: params
+                .get("income_months")
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|m| (1..=24).contains(m))
+                .unwrap_or(6),
+        }
+    }
+}
+
+/// One income or asset item found for a member.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub kind: &'static str,
+    /// What it is, for the report (Chinese first).
+    pub label: String,
+    pub month: Option<String>,
+    pub amount_cents: Option<i64>,
+    /// Why it disqualifies the household, if it does.
+    pub disqualifies: Option<String>,
+    /// The row, its source file and the source's as-of date.
+    pub row: EvidenceRow,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    pub person_id: String,
+    /// Found in the household registry.
+    pub registered: bool,
+    pub name: Option<String>,
+    pub status: Option<String>,
+    pub region_code: Option<String>,
+    pub household_no: Option<String>,
+    /// Income over the window, monthly average.
+    pub monthly_income_cents: i64,
+    pub income: Vec<Item>,
+    pub assets: Vec<Item>,
+    /// Things the reviewer must look at that do not by themselves disqualify.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceAsOf {
+    pub dataset: String,
+    pub title_zh: String,
+    pub department: String,
+    /// The newest as-of date of the source's live batches.
+    pub as_of: Option<NaiveDate>,
+    pub batches: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HouseholdReport {
+    pub lake_version: u64,
+    /// The income months averaged (YYYY-MM).
+    pub window: Vec<String>,
+    pub size: usize,
+    pub monthly_income_cents: i64,
+    pub per_capita_cents: i64,
+    pub line_cents: i64,
+    pub members: Vec<Member>,
+    /// `eligible` (no disqualifying item found; a home visit still confirms) or `ineligible`.
+    pub verdict: &'static str,
+    pub verdict_zh: &'static str,
+    pub reasons: Vec<String>,
+    pub sources: Vec<SourceAsOf>,
+}
+
+/// Where each source keeps the person: dataset, its resident-ID key column, kind.
+const SOURCES: &[(&str, &str, &str)] = &[
+    ("persons", "person_id_key", "registry"),
+    ("tax_income", "person_id_key", "income"),
+    ("pension_payments", "person_id_key", "income"),
+    ("unemployment_benefits", "person_id_key", "income"),
+    ("provident_fund", "person_id_key", "income"),
+    ("vehicles", "owner_id_key", "asset"),
+    ("properties", "owner_id_key", "asset"),
+    ("businesses", "legal_rep_id_key", "asset"),
+    ("dibao_members", "person_id_key", "dibao"),
+];
+
+/// "123.4", 123.4 or "123" (yuan) -> cents.
+fn yuan_cents(v: &str) -> Option<i64> {
+    let v = v.trim();
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    let neg = int.starts_with('-');
+    let int = int.trim_start_matches('-');
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let frac: String = frac.chars().chain("00".chars()).take(2).collect();
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let c = int.parse::<i64>().ok()? * 100 + frac.parse::<i64>().ok()?;
+    Some(if neg { -c } else { c })
+}
+
+fn cents_of(v: Option<&serde_json::Value>) -> Option<i64> {
+    match v? {
+        serde_json::Value::String(s) => yuan_cents(s),
+        serde_json::Value::Number(n) => yuan_cents(&n.to_string()),
+        _ => None,
+    }
+}
+
+fn text(values: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option<String> {
+    match values.get(key)? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn date(values: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option<NaiveDate> {
+    text(values, key).and_then(|s| NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok())
+}
+
+fn month_of(d: NaiveDate) -> String {
+    d.format("%Y-%m").to_string()
+}
+
+impl Engine {
+    /// Verify one household (see the module docs). Members not in the registry are still
+    /// looked up in every source: an applicant may have moved in from elsewhere.
+    pub async fn verify_household(
+        &self,
+        members: &[ResidentId],
+        tests: &HouseholdTests,
+    ) -> Result<HouseholdReport> {
+        let snapshot = self.snapshot();
+        let commits: HashMap<&str, &hedui_lake::Commit> = snapshot
+            .commits()
+            .iter()
+            .map(|c| (c.batch.as_str(), c))
+            .collect();
+        let live: Vec<&hedui_lake::Commit> = snapshot.live_commits().collect();
+        // The window ends with the newest month the income sources say they cover.
+        let income_as_of = live
+            .iter()
+            .filter(|c| {
+                c.files.iter().any(|f| {
+                    SOURCES
+                        .iter()
+                        .any(|(d, _, kind)| *kind == "income" && f.dataset == *d)
+                })
+            })
+            .filter_map(|c| c.as_of)
+            .max()
+            .unwrap_or_else(|| chrono::Utc::now().date_naive());
+        let last = income_as_of.with_day(1).expect("day 1");
+        let first = last - Months::new(tests.income_months - 1);
+        let window: Vec<String> = (0..tests.income_months)
+            .map(|i| month_of(first + Months::new(i)))
+            .collect();
+
+        let keys: Vec<String> = members.iter().map(|m| m.key().to_string()).collect();
+        let key_list = keys.join(", ");
+        let catalog = hedui_model::Catalog::builtin();
+        let queries = SOURCES.iter().map(|(dataset, key, _)| {
+            let sql = format!("SELECT * FROM {dataset} WHERE {key} IN ({key_list})");
+            async move { (*dataset, *key, self.json_rows(&sql).await) }
+        });
+        // The sources are independent: ask them all at once.
+        let answers = futures::future::join_all(queries).await;
+        let mut by_member: HashMap<i64, Vec<(&str, EvidenceRow)>> = HashMap::new();
+        for (dataset, key, rows) in answers {
+            for values in rows? {
+                let k = values.get(key).and_then(|v| v.as_i64()).unwrap_or_default();
+                by_member
+                    .entry(k)
+                    .or_default()
+                    .push((dataset, evidence_row(dataset, values, &commits)));
+            }
+        }
+
+        let mut out_members = Vec::new();
+        let mut reasons = Vec::new();
+        let mut household_income = 0i64;
+        for m in members {
+            let rows = by_member.remove(&m.key()).unwrap_or_default();
+            let mut member = Member {
+                person_id: m.as_str().to_string(),
+                registered: false,
+                name: None,
+                status: None,
+                region_code: None,
+                household_no: None,
+                monthly_income_cents: 0,
+                income: Vec::new(),
+                assets: Vec::new(),
+                notes: Vec::new(),
+            };
+            let mut residential = Vec::new();
+            let mut window_income = 0i64;
+            for (dataset, row) in rows {
+                let v = &row.values;
+                match dataset {
+                    "persons" => {
+                        member.registered = true;
+                        member.name = text(v, "name");
+                        member.status = text(v, "status");
+                        member.region_code = text(v, "region_code");
+                        member.household_no = text(v, "household_no");
+                        if member.status.as_deref().is_some_and(|s| s != "active") {
+                            member.notes.push(format!(
+                                "户籍状态 registry status: {} {}",
+                                member.status.clone().unwrap_or_default(),
+                                text(v, "cancel_date").unwrap_or_default()
+                            ));
+                        }
+                    }
+                    "dibao_members" => member.notes.push(format!(
+                        "已在低保家庭 already a member of dibao household {}",
+                        text(v, "household_no").unwrap_or_default()
+                    )),
+                    "tax_income"
+                    | "pension_payments"
+                    | "unemployment_benefits"
+                    | "provident_fund" => {
+                        let (month_col, amount_col, label) = match dataset {
+                            "tax_income" => {
+                                ("period", "income", "工资薪金等应税收入 taxable income")
+                            }
+                            "pension_payments" => ("month", "amount", "养老金 pension"),
+                            "unemployment_benefits" => {
+                                ("month", "amount", "失业保险金 unemployment benefit")
+                            }
+                            _ => ("month", "base", "公积金缴存基数 provident-fund base"),
+                        };
+                        let month = date(v, month_col).map(month_of);
+                        let in_window = month.as_ref().is_some_and(|mo| window.contains(mo));
+                        if !in_window {
+                            continue;
+                        }
+                        let amount = cents_of(v.get(amount_col));
+                        window_income += amount.unwrap_or(0);
+                        member.income.push(Item {
+                            kind: "income",
+                            label: label.into(),
+                            month,
+                            amount_cents: amount,
+                            disqualifies: None,
+                            row,
+                        });
+                    }
+                    "vehicles" => {
+                        let ty = text(v, "vehicle_type").unwrap_or_default();
+                        let live_reg = text(v, "status").as_deref() == Some("registered")
+                            && v.get("deregistered_date").is_none_or(|d| d.is_null());
+                        let why = (live_reg && tests.vehicle_types.contains(&ty)).then(|| {
+                            format!(
+                                "登记在用的机动车 registered vehicle {} ({ty})",
+                                text(v, "plate").unwrap_or_default()
+                            )
+                        });
+                        member.assets.push(Item {
+                            kind: "vehicle",
+                            label: format!(
+                                "机动车 vehicle {} {ty} {}",
+                                text(v, "plate").unwrap_or_default(),
+                                text(v, "status").unwrap_or_default()
+                            ),
+                            month: None,
+                            amount_cents: None,
+                            disqualifies: why,
+                            row,
+                        });
+                    }
+                    "properties" => {
+                        let usage = text(v, "usage").unwrap_or_default();
+                        if usage == "residential" {
+                            residential.push(member.assets.len());
+                        }
+                        member.assets.push(Item {
+                            kind: "property",
+                            label: format!(
+                                "不动产 property {} {usage} {}㎡",
+                                text(v, "location").unwrap_or_default(),
+                                text(v, "floor_area").unwrap_or_default()
+                            ),
+                            month: None,
+                            amount_cents: None,
+                            disqualifies: None,
+                            row,
+                        });
+                    }
+                    "businesses" => {
+                        let status = text(v, "status").unwrap_or_default();
+                        let name = text(v, "name").unwrap_or_default();
+                        member.assets.push(Item {
+                            kind: "business",
+                            label: format!("企业法定代表人 legal representative of {name} ({status})"),
+                            month: None,
+                            amount_cents: cents_of(v.get("registered_capital")),
+                            disqualifies: (status == "active")
+                                .then(|| format!("在营企业法定代表人 legal representative of active business {name}")),
+                            row,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            if residential.len() > tests.max_residential_properties {
+                for &i in &residential {
+                    member.assets[i].disqualifies = Some(format!(
+                        "住宅 {} 套，超过 {} 套 residential properties over the limit",
+                        residential.len(),
+                        tests.max_residential_properties
+                    ));
+                }
+            }
+            member
+                .income
+                .sort_by(|a, b| (&a.month, a.label.as_str()).cmp(&(&b.month, b.label.as_str())));
+            member.monthly_income_cents = window_income / i64::from(tests.income_months);
+            household_income += member.monthly_income_cents;
+            if !member.registered {
+                member
+                    .notes
+                    .push("户籍中未找到 not in the household registry".into());
+            }
+            for a in &member.assets {
+                if let Some(why) = &a.disqualifies {
+                    let who = member
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| member.person_id.clone());
+                    if !reasons.contains(&format!("{who}: {why}")) {
+                        reasons.push(format!("{who}: {why}"));
+                    }
+                }
+            }
+            out_members.push(member);
+        }
+        let size = members.len().max(1);
+        let per_capita = household_income / size as i64;
+        if per_capita > tests.dibao_line_cents {
+            reasons.insert(
+                0,
+                format!(
+                    "家庭人均月收入 {} 元，高于低保标准 {} 元 per-capita monthly income above the line",
+                    yuan(per_capita),
+                    yuan(tests.dibao_line_cents)
+                ),
+            );
+        }
+        let eligible = reasons.is_empty();
+        let mut sources: Vec<SourceAsOf> = SOURCES
+            .iter()
+            .map(|(dataset, _, _)| {
+                let mine: Vec<_> = live
+                    .iter()
+                    .filter(|c| c.files.iter().any(|f| f.dataset == *dataset))
+                    .collect();
+                let def = catalog.get(dataset).ok();
+                SourceAsOf {
+                    dataset: dataset.to_string(),
+                    title_zh: def.map(|d| d.title_zh.clone()).unwrap_or_default(),
+                    department: def.map(|d| d.department.clone()).unwrap_or_default(),
+                    as_of: mine.iter().filter_map(|c| c.as_of).max(),
+                    batches: mine.len(),
+                }
+            })
+            .collect();
+        sources.sort_by(|a, b| a.dataset.cmp(&b.dataset));
+        Ok(HouseholdReport {
+            lake_version: snapshot.version(),
+            window,
+            size: members.len(),
+            monthly_income_cents: household_income,
+            per_capita_cents: per_capita,
+            line_cents: tests.dibao_line_cents,
+            members: out_members,
+            verdict: if eligible { "eligible" } else { "ineligible" },
+            verdict_zh: if eligible {
+                "未发现不符合条件的收入或财产（待入户调查确认）"
+            } else {
+                "不符合低保条件"
+            },
+            reasons,
+            sources,
+        })
+    }
+}
+
+/// Cents as yuan text: 123456 -> "1234.56".
+pub fn yuan(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", cents.abs() / 100, cents.abs() % 100)
+}

@@ -1,0 +1,549 @@
+//! The case workflow under `/api/v1/cases`: the worklist, one case with its evidence and
+//! history, assignment (by hand or by region), steps with a required note, outcomes, escalation
+//! and the dashboard's figures. Every call is audited, refused ones too.
+//!
+//! Who sees what: reviewers the cases of the rules their role works (`reviewer_role` of each
+//! rule), administrators every rule, auditors every rule read-only; all of them only in the
+//! region of their token. Analysts and statisticians see the aggregate figures only.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hedui_audit::{AuditEvent, Outcome};
+use hedui_auth::{Identity, Role};
+use hedui_cases::{CaseFilter, REJECT_REASONS, Scope, State as CaseState, Step};
+use serde::Deserialize;
+
+use super::caller::{failed, record};
+use super::{ApiError, Caller};
+use crate::AppState;
+
+/// What a caller may do with cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Figures only (analysts, statisticians).
+    Aggregate,
+    Read,
+    Write,
+}
+
+fn access(identity: &Identity) -> Option<Access> {
+    if identity.has(Role::Admin)
+        || identity.has(Role::Reviewer)
+        || identity.has(Role::DibaoReviewer)
+    {
+        Some(Access::Write)
+    } else if identity.has(Role::Auditor) {
+        Some(Access::Read)
+    } else if identity.has(Role::Analyst) || identity.has(Role::Statistician) {
+        Some(Access::Aggregate)
+    } else {
+        None
+    }
+}
+
+/// The rules and region a caller's cases come from.
+pub fn scope(state: &AppState, identity: &Identity) -> Scope {
+    let rules = if identity.has(Role::Admin)
+        || identity.has(Role::Auditor)
+        || identity.has(Role::Analyst)
+        || identity.has(Role::Statistician)
+    {
+        None
+    } else {
+        Some(
+            state
+                .rules
+                .iter()
+                .filter(|r| {
+                    identity
+                        .roles
+                        .iter()
+                        .any(|role| role.as_str() == r.reviewer_role)
+                })
+                .map(|r| r.id.clone())
+                .collect(),
+        )
+    };
+    Scope {
+        rules,
+        region: identity.region.clone(),
+    }
+}
+
+impl From<hedui_cases::Error> for ApiError {
+    fn from(e: hedui_cases::Error) -> Self {
+        use hedui_cases::Error as E;
+        match &e {
+            E::NoCase(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            E::Transition { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "transition", e.to_string())
+            }
+            E::Invalid(..) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
+            }
+            E::NoRun(_) | E::Open { .. } | E::Db(_) => {
+                tracing::error!(error = %e, "case store failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the case store could not answer; the server log has details",
+                )
+            }
+        }
+    }
+}
+
+/// One request's audit entry and its refusal or failure.
+struct Audited<'a> {
+    state: &'a AppState,
+    event: AuditEvent,
+    started: Instant,
+}
+
+impl<'a> Audited<'a> {
+    fn new(state: &'a AppState, caller: &Caller, action: &str, statement: String) -> Self {
+        let mut event = caller.event(action);
+        event.statement = Some(statement);
+        event.datasets = vec!["cases".into()];
+        Audited {
+            state,
+            event,
+            started: Instant::now(),
+        }
+    }
+
+    async fn refuse(self, err: ApiError) -> ApiError {
+        let outcome = if matches!(err.status, StatusCode::FORBIDDEN) {
+            Outcome::Refused
+        } else {
+            Outcome::Error
+        };
+        failed(self.state, self.event, self.started, outcome, err).await
+    }
+
+    async fn ok(mut self, rows: u64) {
+        self.event.rows = Some(rows);
+        self.event.duration_ms = self.started.elapsed().as_millis() as u64;
+        record(self.state, self.event).await;
+    }
+
+    /// The caller's access, at least `need`, or a refusal.
+    async fn require(self, caller: &Caller, need: Access) -> Result<Self, ApiError> {
+        let have = access(&caller.identity);
+        let enough = matches!(
+            (have, need),
+            (Some(Access::Write), _)
+                | (Some(Access::Read), Access::Read | Access::Aggregate)
+                | (Some(Access::Aggregate), Access::Aggregate)
+        );
+        if enough {
+            Ok(self)
+        } else {
+            let what = match need {
+                Access::Aggregate => "case figures",
+                Access::Read => "cases",
+                Access::Write => "changing cases",
+            };
+            let err = ApiError::new(
+                StatusCode::FORBIDDEN,
+                "refused",
+                format!(
+                    "{what} are not for the role {}",
+                    caller.identity.roles_text()
+                ),
+            );
+            Err(self.refuse(err).await)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    rule: Option<String>,
+    region: Option<String>,
+    /// Comma-separated states.
+    state: Option<String>,
+    assignee: Option<String>,
+    subject: Option<String>,
+    /// Yuan.
+    min_amount: Option<String>,
+    max_amount: Option<String>,
+    /// Raised at least this many days ago.
+    min_age_days: Option<i64>,
+    overdue: Option<bool>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+}
+
+/// "1234.5" yuan -> 123450 cents; at most two decimals.
+pub fn yuan_to_cents(s: &str) -> Option<i64> {
+    let s = s.trim().trim_start_matches('¥');
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > 2
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let cents = format!("{frac:0<2}").parse::<i64>().ok()?;
+    int.parse::<i64>()
+        .ok()?
+        .checked_mul(100)?
+        .checked_add(cents)
+}
+
+fn filter(p: ListParams) -> Result<CaseFilter, ApiError> {
+    let amount = |v: &Option<String>| -> Result<Option<i64>, ApiError> {
+        v.as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| yuan_to_cents(s).ok_or_else(|| bad(format!("`{s}` is not an amount in yuan"))))
+            .transpose()
+    };
+    let states = p
+        .state
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse::<CaseState>().map_err(bad))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(r) = &p.region
+        && !r.is_empty()
+        && !r.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad("region is a region code prefix (digits)"));
+    }
+    let text = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    Ok(CaseFilter {
+        rule: text(p.rule),
+        region: text(p.region),
+        states,
+        assignee: text(p.assignee),
+        subject: text(p.subject),
+        min_amount_cents: amount(&p.min_amount)?,
+        max_amount_cents: amount(&p.max_amount)?,
+        min_age_days: p.min_age_days,
+        overdue: p.overdue.unwrap_or(false),
+        limit: Some(p.limit.unwrap_or(50).clamp(1, 1000)),
+        offset: p.offset.unwrap_or(0).max(0),
+    })
+}
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let a = Audited::new(&state, &caller, "GET /api/v1/cases", "list cases".into());
+    let a = a.require(&caller, Access::Read).await?;
+    let f = match params
+        .map_err(|e| bad(e.body_text()))
+        .and_then(|Query(p)| filter(p))
+    {
+        Ok(f) => f,
+        Err(e) => return Err(a.refuse(e).await),
+    };
+    let page = match state.cases.list(&scope(&state, &caller.identity), &f).await {
+        Ok(p) => p,
+        Err(e) => return Err(a.refuse(e.into()).await),
+    };
+    a.ok(page.cases.len() as u64).await;
+    Ok(Json(page).into_response())
+}
+
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let a = Audited::new(
+        &state,
+        &caller,
+        "GET /api/v1/cases/{id}",
+        format!("case {id}"),
+    );
+    let a = a.require(&caller, Access::Read).await?;
+    let detail = match state.cases.get(&scope(&state, &caller.identity), &id).await {
+        Ok(d) => d,
+        Err(e) => return Err(a.refuse(e.into()).await),
+    };
+    let rule = state.rules.iter().find(|r| r.id == detail.case.rule_id);
+    let mut body = serde_json::to_value(&detail).expect("case serialises");
+    body["rule"] = serde_json::json!({
+        "id": detail.case.rule_id,
+        "title_zh": rule.map(|r| r.title_zh.as_str()),
+        "title_en": rule.map(|r| r.title_en.as_str()),
+        "description": rule.map(|r| r.description.as_str()),
+        "legal_basis": rule.map(|r| r.legal_basis.as_str()),
+    });
+    body["level_name"] = hedui_cases::level_name(detail.case.level).into();
+    body["may_change"] = (access(&caller.identity) == Some(Access::Write)).into();
+    a.ok(1).await;
+    Ok(Json(body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepBody {
+    /// The target state.
+    to: String,
+    note: String,
+    reason: Option<String>,
+    /// Yuan: to recover (confirmed) or recovered (recovered).
+    amount: Option<String>,
+    /// YYYY-MM-DD: the day the money came back (recovered).
+    on: Option<String>,
+    assignee: Option<String>,
+}
+
+pub async fn transition(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    caller: Caller,
+    body: Result<Json<StepBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let mut a = Audited::new(
+        &state,
+        &caller,
+        "POST /api/v1/cases/{id}/transition",
+        format!("case {id}"),
+    );
+    a = a.require(&caller, Access::Write).await?;
+    let step = match body
+        .map_err(|e| bad(e.body_text()))
+        .and_then(|Json(b)| step(&caller, b))
+    {
+        Ok(s) => s,
+        Err(e) => return Err(a.refuse(e).await),
+    };
+    a.event.statement = Some(format!("case {id} -> {}", step.to));
+    let scope = scope(&state, &caller.identity);
+    match state.cases.transition(&scope, &id, &step).await {
+        Ok(to) => {
+            a.ok(1).await;
+            let detail = state.cases.get(&scope, &id).await?;
+            tracing::info!(case = %id, to = %to, "case changed");
+            Ok(Json(detail).into_response())
+        }
+        Err(e) => Err(a.refuse(e.into()).await),
+    }
+}
+
+fn step(caller: &Caller, b: StepBody) -> Result<Step, ApiError> {
+    let to: CaseState = b.to.parse().map_err(bad)?;
+    let mut step = Step::to(to).by(&caller.identity.subject).note(b.note);
+    if let Some(r) = b.reason.filter(|r| !r.is_empty()) {
+        step = step.reason(r);
+    }
+    if let Some(amount) = b.amount.filter(|a| !a.trim().is_empty()) {
+        step = step.amount_cents(
+            yuan_to_cents(&amount)
+                .ok_or_else(|| bad(format!("`{amount}` is not an amount in yuan")))?,
+        );
+    }
+    if let Some(on) = b.on.filter(|o| !o.is_empty()) {
+        step = step.on(chrono::NaiveDate::parse_from_str(&on, "%Y-%m-%d")
+            .map_err(|_| bad(format!("`{on}` is not a date (YYYY-MM-DD)")))?);
+    }
+    if let Some(who) = b.assignee.filter(|w| !w.trim().is_empty()) {
+        step = step.assignee(who.trim());
+    }
+    Ok(step)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignBody {
+    /// To whom; absent: the team responsible for the subject's region.
+    assignee: Option<String>,
+    note: Option<String>,
+}
+
+pub async fn assign(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    caller: Caller,
+    body: Result<Json<AssignBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let mut a = Audited::new(
+        &state,
+        &caller,
+        "POST /api/v1/cases/{id}/assign",
+        format!("assign case {id}"),
+    );
+    a = a.require(&caller, Access::Write).await?;
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(e) => return Err(a.refuse(bad(e.body_text())).await),
+    };
+    let scope = scope(&state, &caller.identity);
+    let (assignee, note) = match body.assignee.filter(|s| !s.trim().is_empty()) {
+        Some(who) => (who.trim().to_string(), body.note.unwrap_or_default()),
+        None => {
+            let region = match state.cases.get(&scope, &id).await {
+                Ok(d) => d.case.region,
+                Err(e) => return Err(a.refuse(e.into()).await),
+            };
+            let who = state.cases.workflow().assignee_for(region.as_deref());
+            let note = body
+                .note
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| {
+                    format!(
+                        "按属地分派 dispatched by region {}",
+                        region.as_deref().unwrap_or("?")
+                    )
+                });
+            (who, note)
+        }
+    };
+    a.event.statement = Some(format!("assign case {id} to {assignee}"));
+    let step = Step::to(CaseState::Assigned)
+        .by(&caller.identity.subject)
+        .assignee(&assignee)
+        .note(note);
+    match state.cases.assign(&scope, &id, &step).await {
+        Ok(_) => {
+            a.ok(1).await;
+            Ok(Json(state.cases.get(&scope, &id).await?).into_response())
+        }
+        Err(e) => Err(a.refuse(e.into()).await),
+    }
+}
+
+/// Assign every new case in the caller's scope by region.
+pub async fn dispatch(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let a = Audited::new(
+        &state,
+        &caller,
+        "POST /api/v1/cases/dispatch",
+        "dispatch new cases by region".into(),
+    );
+    let a = a.require(&caller, Access::Write).await?;
+    match state
+        .cases
+        .dispatch_new(&scope(&state, &caller.identity), &caller.identity.subject)
+        .await
+    {
+        Ok(n) => {
+            a.ok(n).await;
+            Ok(Json(serde_json::json!({ "assigned": n })).into_response())
+        }
+        Err(e) => Err(a.refuse(e.into()).await),
+    }
+}
+
+/// Run the overdue check now (it also runs every minute while serving). Administrators only.
+pub async fn escalate(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let a = Audited::new(
+        &state,
+        &caller,
+        "POST /api/v1/cases/escalate",
+        "escalate overdue cases".into(),
+    );
+    if !caller.identity.has(Role::Admin) {
+        let err = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "refused",
+            "escalating is for administrators",
+        );
+        return Err(a.refuse(err).await);
+    }
+    match state.cases.escalate(chrono::Utc::now()).await {
+        Ok(done) => {
+            a.ok(done.len() as u64).await;
+            Ok(Json(serde_json::json!({ "escalated": done })).into_response())
+        }
+        Err(e) => Err(a.refuse(e.into()).await),
+    }
+}
+
+pub async fn stats(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let a = Audited::new(
+        &state,
+        &caller,
+        "GET /api/v1/cases/stats",
+        "case figures".into(),
+    );
+    let a = a.require(&caller, Access::Aggregate).await?;
+    match state.cases.stats(&scope(&state, &caller.identity)).await {
+        Ok(s) => {
+            a.ok(s.by_rule_region.len() as u64).await;
+            Ok(Json(s).into_response())
+        }
+        Err(e) => Err(a.refuse(e.into()).await),
+    }
+}
+
+/// What the UI needs to offer the right choices: states and their moves, reasons, levels, and
+/// the rules the caller's cases come from.
+pub async fn workflow(State(state): State<Arc<AppState>>, caller: Caller) -> Response {
+    caller.audit_ok(&state, "GET /api/v1/workflow").await;
+    let scope = scope(&state, &caller.identity);
+    let states = [
+        CaseState::New,
+        CaseState::Assigned,
+        CaseState::Verifying,
+        CaseState::Confirmed,
+        CaseState::Rejected,
+        CaseState::Recovered,
+        CaseState::Closed,
+    ];
+    let moves: serde_json::Map<String, serde_json::Value> = states
+        .iter()
+        .map(|from| {
+            let to: Vec<&str> = states
+                .iter()
+                .filter(|to| from.can_go_to(**to))
+                .map(|to| to.as_str())
+                .collect();
+            (from.as_str().to_string(), to.into())
+        })
+        .collect();
+    let rules: Vec<serde_json::Value> = state
+        .rules
+        .iter()
+        .filter(|r| scope.rules.as_ref().is_none_or(|ids| ids.contains(&r.id)))
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id, "title_zh": r.title_zh, "title_en": r.title_en,
+                "subject": r.subject, "reviewer_role": r.reviewer_role,
+                "deadline_days": state.cases.workflow().deadline_days(&r.id),
+            })
+        })
+        .collect();
+    Json(serde_json::json!({
+        "access": match access(&caller.identity) {
+            Some(Access::Write) => "write",
+            Some(Access::Read) => "read",
+            Some(Access::Aggregate) => "aggregate",
+            None => "none",
+        },
+        "states": states.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "moves": moves,
+        "reject_reasons": REJECT_REASONS.iter().map(|(code, text)| serde_json::json!({"code": code, "text": text})).collect::<Vec<_>>(),
+        "levels": hedui_cases::LEVELS.iter().map(|(code, text)| serde_json::json!({"code": code, "text": text})).collect::<Vec<_>>(),
+        "rules": rules,
+    }))
+    .into_response()
+}

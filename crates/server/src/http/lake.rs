@@ -1,0 +1,112 @@
+//! `GET /api/v1/lake`: what the lake holds, for the data page: each dataset's sources, rows, last
+//! batch and as-of date, and each delivered file's counts (read = loaded + quarantined +
+//! duplicate). Metadata only; the quarantined rows themselves are read through SQL, under policy.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hedui_audit::Outcome;
+use hedui_auth::Role;
+
+use super::caller::failed;
+use super::{ApiError, Caller};
+use crate::AppState;
+
+pub async fn overview(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
+    let allowed = [
+        Role::Admin,
+        Role::Connector,
+        Role::Analyst,
+        Role::Auditor,
+        Role::Statistician,
+    ];
+    if !allowed.iter().any(|r| caller.identity.has(*r)) {
+        let err = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "refused",
+            format!(
+                "the lake's sources are for administrators, connectors, analysts, auditors and statisticians, not {}",
+                caller.identity.roles_text()
+            ),
+        );
+        return Err(failed(
+            &state,
+            caller.event("GET /api/v1/lake"),
+            started,
+            Outcome::Refused,
+            err,
+        )
+        .await);
+    }
+    let engine = state.policy.engine();
+    let snapshot = engine.snapshot();
+    let catalog = hedui_model::Catalog::builtin();
+    let mut datasets: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut batches = Vec::new();
+    for c in snapshot.live_commits() {
+        for f in &c.files {
+            let d = datasets.entry(f.dataset.clone()).or_insert_with(|| {
+                let def = catalog.get(&f.dataset).ok();
+                serde_json::json!({
+                    "name": f.dataset,
+                    "title_zh": def.map(|d| d.title_zh.clone()),
+                    "title_en": def.map(|d| d.title_en.clone()),
+                    "department": def.map(|d| d.department.clone()),
+                    "rows": 0, "batches": 0, "sources": [], "last_batch": null,
+                    "last_committed_at": null, "as_of": null,
+                })
+            });
+            d["rows"] = (d["rows"].as_u64().unwrap_or(0) + f.rows).into();
+            d["batches"] = (d["batches"].as_u64().unwrap_or(0) + 1).into();
+            if let Some(list) = d["sources"].as_array_mut()
+                && !list
+                    .iter()
+                    .any(|s| s == &serde_json::Value::from(c.source.clone()))
+            {
+                list.push(c.source.clone().into());
+            }
+            let newer = d["last_committed_at"]
+                .as_str()
+                .is_none_or(|t| t < c.committed_at.to_rfc3339().as_str());
+            if newer {
+                d["last_batch"] = c.batch.clone().into();
+                d["last_committed_at"] = c.committed_at.to_rfc3339().into();
+            }
+            if let Some(as_of) = c.as_of {
+                let later = d["as_of"]
+                    .as_str()
+                    .is_none_or(|a| a < as_of.to_string().as_str());
+                if later {
+                    d["as_of"] = as_of.to_string().into();
+                }
+            }
+        }
+        batches.push(serde_json::json!({
+            "batch": c.batch,
+            "source": c.source,
+            "file": c.file,
+            "datasets": c.files.iter().map(|f| f.dataset.clone()).collect::<Vec<_>>(),
+            "committed_at": c.committed_at.to_rfc3339(),
+            "as_of": c.as_of,
+            "rows_read": c.counts.rows_read,
+            "rows_loaded": c.counts.rows_loaded,
+            "rows_quarantined": c.counts.rows_quarantined,
+            "rows_duplicate": c.counts.rows_duplicate,
+        }));
+    }
+    caller.audit_ok(&state, "GET /api/v1/lake").await;
+    Ok(Json(serde_json::json!({
+        "lake_version": snapshot.version(),
+        "datasets": datasets.into_values().collect::<Vec<_>>(),
+        "batches": batches,
+    }))
+    .into_response())
+}
