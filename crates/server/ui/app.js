@@ -166,7 +166,7 @@ function evidenceCards(evidence) {
   }
   return h("div", { class: "evidence", id: "evidence" }, [...groups.entries()].map(([dataset, rows]) =>
     h("div", { class: "card", "data-dataset": dataset },
-      h("h3", {}, dataset),
+      h("h3", {}, (session.workflow.dataset_titles || {})[dataset] || dataset, " ", h("span", { class: "muted" }, dataset)),
       h("div", { class: "muted kv" }, "来源 source: ", rows[0].source_id, " · 截至 as of ", rows[0].as_of || "?"),
       rows.map(r => h("table", { class: "kv" },
         h("tr", {}, h("td", {}, "文件 file"), h("td", {}, r.source + " #" + r.row)),
@@ -257,8 +257,8 @@ async function reportPage(id) {
   try { r = await api("/api/v1/households/verifications/" + encodeURIComponent(id)); } catch (e) { show(errorBox(e)); return; }
   const srcTitle = Object.fromEntries(r.sources.map(s => [s.dataset, s.title_zh]));
   const itemRows = (items) => items.map(i => h("tr", { class: i.disqualifies ? "disq" : null },
-    h("td", {}, i.label), h("td", {}, i.month || ""), h("td", { class: "num" }, yuan(i.amount_cents)),
-    h("td", {}, srcTitle[i.row.dataset] || i.row.dataset), h("td", {}, i.row.as_of || ""), h("td", {}, i.disqualifies || "")));
+    h("td", {}, i.label), h("td", { class: "nowrap" }, i.month || ""), h("td", { class: "num" }, yuan(i.amount_cents)),
+    h("td", {}, srcTitle[i.row.dataset] || i.row.dataset), h("td", { class: "nowrap" }, i.row.as_of || ""), h("td", {}, i.disqualifies || "")));
   const head = h("tr", {}, ["项目 item", "月份 month", "金额 amount", "来源 source", "截至 as of", "不符合原因 disqualifies"].map(t => h("th", {}, t)));
   show(
     h("p", { class: "no-print" }, h("a", { href: "#/household" }, "← 新的核对 new verification"), " ",
@@ -400,8 +400,8 @@ async function dashboardPage() {
 // ---- routing -------------------------------------------------------------------------------
 async function route() {
   // A sign-in link carries the token in the fragment, which never reaches a server log.
-  const m = location.hash.match(/^#token=([A-Za-z0-9._-]+)/);
-  if (m) { session.token = m[1]; history.replaceState(null, "", location.pathname + "#/"); }
+  const m = location.hash.match(/^#token=([A-Za-z0-9._-]+)(?:&next=(\/[A-Za-z0-9\/._-]*))?/);
+  if (m) { session.token = m[1]; session.me = null; history.replaceState(null, "", location.pathname + "#" + (m[2] || "/")); }
   if (!session.token) { renderNav(); loginPage(); return; }
   if (!session.me) {
     try { await loadMe(); } catch (e) { session.token = null; renderNav(); loginPage(e); return; }

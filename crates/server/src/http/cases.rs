@@ -544,6 +544,11 @@ pub async fn workflow(State(state): State<Arc<AppState>>, caller: Caller) -> Res
         "reject_reasons": REJECT_REASONS.iter().map(|(code, text)| serde_json::json!({"code": code, "text": text})).collect::<Vec<_>>(),
         "levels": hedui_cases::LEVELS.iter().map(|(code, text)| serde_json::json!({"code": code, "text": text})).collect::<Vec<_>>(),
         "rules": rules,
+        // Evidence names its dataset; the page shows the source's title.
+        "dataset_titles": hedui_model::Catalog::builtin()
+            .iter()
+            .map(|d| (d.name.clone(), serde_json::Value::from(d.title_zh.clone())))
+            .collect::<serde_json::Map<_, _>>(),
     }))
     .into_response()
 }

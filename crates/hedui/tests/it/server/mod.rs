@@ -5,7 +5,10 @@
 
 mod api;
 mod audit;
+mod browser;
+mod households;
 mod interfaces;
+mod workflow;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -37,7 +40,38 @@ pub fn start() -> Server {
 }
 
 pub fn start_on(dir: tempfile::TempDir, lake: PathBuf) -> Server {
-    let mut child = hedui()
+    start_with(dir, lake, None)
+}
+
+/// A served city whose rules have run: its hits are cases in the store beside the lake. With
+/// `config`, a hedui.toml of that text is used by both the check and the server.
+pub fn start_checked(config: Option<&str>) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&city().data(), &lake);
+    let config = config.map(|text| {
+        let path = dir.path().join("hedui.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    });
+    let mut check = hedui();
+    if let Some(c) = &config {
+        check.arg("--config").arg(c);
+    }
+    run_ok(
+        check
+            .args(["check", "--format", "csv", "--lake"])
+            .arg(&lake),
+    );
+    start_with(dir, lake, config)
+}
+
+pub fn start_with(dir: tempfile::TempDir, lake: PathBuf, config: Option<PathBuf>) -> Server {
+    let mut cmd = hedui();
+    if let Some(c) = &config {
+        cmd.arg("--config").arg(c);
+    }
+    let mut child = cmd
         .args([
             "serve",
             "--http",
@@ -85,6 +119,50 @@ pub fn start_on(dir: tempfile::TempDir, lake: PathBuf) -> Server {
         lake,
         _dir: dir,
     }
+}
+
+/// A JSON call: status and the parsed body (Null when empty or not JSON).
+pub fn call(
+    srv: &Server,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let auth = format!("Bearer {token}");
+    let text = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut headers = vec![("Authorization", auth.as_str())];
+    if !text.is_empty() {
+        headers.push(("Content-Type", "application/json"));
+    }
+    let (status, _, body) = http(&srv.http, method, path, &headers, &text);
+    (
+        status,
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// The members of a dibao household, read as the local operator.
+pub fn household_members(srv: &Server, household: &str) -> Vec<String> {
+    let out = run_ok(
+        hedui()
+            .args(["sql", "--format", "csv", "--lake"])
+            .arg(&srv.lake)
+            .arg(format!(
+                "SELECT person_id FROM dibao_members WHERE household_no = '{household}' ORDER BY relation, person_id"
+            )),
+    );
+    out.lines().skip(1).map(|l| l.trim().to_string()).collect()
+}
+
+/// The audit log's entries as JSON.
+pub fn audit_entries(srv: &Server) -> Vec<serde_json::Value> {
+    let log = srv.lake.parent().unwrap().join("hedui-audit.log");
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 pub fn token(lake: &Path, role: &str, region: Option<&str>) -> String {
