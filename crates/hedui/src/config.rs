@@ -18,6 +18,15 @@
 //! [server]
 //! http = "127.0.0.1:8080"
 //! pg = "127.0.0.1:5433"      # empty: no Postgres wire protocol
+//! precompute_person_checks = true
+//!
+//! [cases]
+//! url = "postgres://hedui@db/hub"   # default: sqlite hedui-cases.db beside the lake
+//! [cases.workflow]           # see hedui_cases::WorkflowConfig
+//! default_deadline_days = 30
+//! escalation_days = 7
+//! deadline_days = { R1 = 15 }
+//! dispatch = [{ region = "420502", assignee = "xiling-dibao-team" }]
 //!
 //! [auth]                     # see hedui_auth::AuthConfig
 //! algorithm = "HS256"
@@ -61,6 +70,9 @@ pub struct ServerConfig {
     pub pg: String,
     /// The secret behind pseudonymous ID keys (made on first start; default beside the lake).
     pub pseudonym_key_file: Option<PathBuf>,
+    /// Run the person rules over the whole city once per lake version, so that a person check
+    /// at application time is a lookup (milliseconds) instead of five rule queries.
+    pub precompute_person_checks: bool,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +81,7 @@ impl Default for ServerConfig {
             http: "127.0.0.1:8080".into(),
             pg: "127.0.0.1:5433".into(),
             pseudonym_key_file: None,
+            precompute_person_checks: true,
         }
     }
 }

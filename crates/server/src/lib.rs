@@ -6,6 +6,7 @@ mod audited;
 pub mod http;
 mod metrics;
 pub mod pg;
+pub mod precomputed;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +43,18 @@ pub struct AppState {
     pub cases: Arc<hedui_cases::CaseStore>,
     /// The city's dibao tests for household verification (R5's parameters).
     pub household_tests: hedui_engine::household::HouseholdTests,
+    /// Person-rule hits and registry regions of the lake version served, once computed.
+    pub person_checks: precomputed::PersonChecks,
+}
+
+impl AppState {
+    /// Precompute the person checks of the version now served (no-op when done or underway).
+    pub async fn refresh_person_checks(&self) {
+        let engine = self.policy.engine();
+        self.person_checks
+            .refresh(&engine, &self.rules, &self.rule_params)
+            .await;
+    }
 }
 
 /// Where to listen.
@@ -81,10 +94,13 @@ pub async fn serve(
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
+            // The first tick is at once: the served version's checks are computed at start.
             tick.tick().await;
             if let Err(e) = reloading.policy.reload().await {
                 tracing::warn!(error = %e, "could not reload the lake");
             }
+            let refreshing = reloading.clone();
+            tokio::spawn(async move { refreshing.refresh_person_checks().await });
         }
     });
     // Late cases climb a level (跟踪督办) without anyone having to ask.

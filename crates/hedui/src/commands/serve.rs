@@ -61,6 +61,9 @@ pub async fn serve_with(
         household_tests: hedui_engine::household::HouseholdTests::from_params(
             &cfg.rules.parameters,
         ),
+        person_checks: hedui_server::precomputed::PersonChecks::new(
+            cfg.server.precompute_person_checks,
+        ),
     });
     let audit_path = cfg.audit_path(lake);
     hedui_server::serve(state, Listen { http, pg }, |http, pg| {

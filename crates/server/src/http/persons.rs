@@ -76,24 +76,41 @@ pub async fn check(
             return Err(fail(event, Outcome::Refused, err).await);
         }
     }
-    let visible = match session
-        .run(&format!(
-            "SELECT count(*) FROM persons WHERE person_id_key = {}",
-            person.key()
-        ))
-        .await
-    {
-        Ok((_, batches, _, _)) => batches
-            .first()
-            .and_then(|b| {
-                arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Int64).ok()
-            })
-            .map(|c| {
-                use arrow::array::AsArray;
-                c.as_primitive::<arrow::datatypes::Int64Type>().value(0)
-            })
-            .unwrap_or(0),
-        Err(e) => return Err(fail(event, Outcome::Error, e.into()).await),
+    let engine = state.policy.engine();
+    let index = state.person_checks.for_version(engine.snapshot().version());
+    // Registered in a region the caller may see: from the index when ready, else by query.
+    let grant_region = session
+        .grants()
+        .get("persons")
+        .and_then(|g| g.region.clone());
+    let visible = match &index {
+        Some(index) => match index.registry(person.key()) {
+            Some(region) => u64::from(
+                grant_region
+                    .as_deref()
+                    .is_none_or(|mine| region.is_some_and(|r| r.starts_with(mine))),
+            ),
+            None => 0,
+        },
+        None => match session
+            .run(&format!(
+                "SELECT count(*) FROM persons WHERE person_id_key = {}",
+                person.key()
+            ))
+            .await
+        {
+            Ok((_, batches, _, _)) => batches
+                .first()
+                .and_then(|b| {
+                    arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Int64).ok()
+                })
+                .map(|c| {
+                    use arrow::array::AsArray;
+                    c.as_primitive::<arrow::datatypes::Int64Type>().value(0) as u64
+                })
+                .unwrap_or(0),
+            Err(e) => return Err(fail(event, Outcome::Error, e.into()).await),
+        },
     };
     if visible == 0 {
         let err = ApiError::new(
@@ -103,7 +120,6 @@ pub async fn check(
         );
         return Err(fail(event, Outcome::Refused, err).await);
     }
-    let engine = state.policy.engine();
     let mut results = Vec::new();
     let mut hits = 0u64;
     for rule in state
@@ -111,20 +127,28 @@ pub async fn check(
         .iter()
         .filter(|r| r.subject == SubjectKind::Person)
     {
-        let found = match engine
-            .run_rule_for(rule, &state.rule_params, person.as_str())
-            .await
-        {
-            Ok(h) => h,
-            Err(e) => {
-                tracing::error!(rule = %rule.id, error = %e, "person check failed");
-                let err = ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "a rule failed; the server log has details",
-                );
-                return Err(fail(event, Outcome::Error, err).await);
-            }
+        let found = match &index {
+            Some(index) => index
+                .hits(person.as_str())
+                .iter()
+                .filter(|h| h.rule == rule.id)
+                .cloned()
+                .collect(),
+            None => match engine
+                .run_rule_for(rule, &state.rule_params, person.as_str())
+                .await
+            {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::error!(rule = %rule.id, error = %e, "person check failed");
+                    let err = ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "a rule failed; the server log has details",
+                    );
+                    return Err(fail(event, Outcome::Error, err).await);
+                }
+            },
         };
         hits += found.len() as u64;
         let hit = found.first();
@@ -150,6 +174,7 @@ pub async fn check(
         "lake_version": engine.snapshot().version(),
         "purpose": purpose,
         "hits": hits,
+        "precomputed": index.is_some(),
         "rules": results,
         "ms": started.elapsed().as_millis() as u64,
     }))

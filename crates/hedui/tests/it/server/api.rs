@@ -175,7 +175,17 @@ fn batches_ingested_while_serving_are_answered_without_a_restart() {
 
 #[test]
 fn a_person_check_runs_every_person_rule_for_one_person_with_a_purpose() {
-    let srv = start();
+    // Rule by rule (nothing precomputed), then from the index of the lake version: the same.
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&city().data(), &lake);
+    let config = dir.path().join("hedui.toml");
+    std::fs::write(&config, "[server]\nprecompute_person_checks = false\n").unwrap();
+    person_check(&start_with(dir, lake, Some(config)), false);
+    person_check(&start(), true);
+}
+
+fn person_check(srv: &Server, precomputed: bool) {
     let truth = city().truth();
     let hit = &truth["rules"]["R1"]["hits"][0];
     let id = hit["subject"].as_str().unwrap();
@@ -213,7 +223,22 @@ fn a_person_check_runs_every_person_rule_for_one_person_with_a_purpose() {
         "",
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let answer: Value = serde_json::from_slice(&body).unwrap();
+    let mut answer: Value = serde_json::from_slice(&body).unwrap();
+    // The index is built at start, in the background: wait for it.
+    let started = std::time::Instant::now();
+    while precomputed && answer["precomputed"] != true {
+        assert!(started.elapsed().as_secs() < 30, "no precomputed checks");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let (_, _, body) = http(
+            &srv.http,
+            "GET",
+            &format!("{path}?purpose=CASE-2025-0009"),
+            &[("Authorization", &auth)],
+            "",
+        );
+        answer = serde_json::from_slice(&body).unwrap();
+    }
+    assert_eq!(answer["precomputed"], precomputed);
     assert_eq!(answer["person_id"], id);
     let rules = answer["rules"].as_array().unwrap();
     assert_eq!(rules.len(), 5, "the five person rules (R1-R4, R6)");
