@@ -28,7 +28,9 @@ function h(tag, attrs, ...children) {
   return el;
 }
 const $main = () => document.getElementById("main");
-function show(...nodes) { const m = $main(); m.replaceChildren(...nodes.flat()); }
+// Replace an element's content; null and false children are skipped, as in h().
+function fill(el, ...nodes) { el.replaceChildren(...nodes.flat().filter(n => n !== null && n !== undefined && n !== false)); }
+function show(...nodes) { fill($main(), ...nodes); }
 function yuan(cents) {
   if (cents === null || cents === undefined) return "";
   const neg = cents < 0; cents = Math.abs(cents);
@@ -307,7 +309,7 @@ function sqlPage() {
       out.replaceChildren(h("p", { class: "muted" }, "查询中 running…"));
       const r = await api("/api/v1/sql", { method: "POST", json: body, headers });
       const cols = r.columns.map(c => c.name);
-      out.replaceChildren(
+      fill(out,
         r.error ? errorBox(r.error) : null,
         h("p", { class: "muted" }, `${r.rows.length} 行 rows` + (r.truncated ? "（已截断，达到行数上限 truncated at the row limit）" : "")),
         h("table", { id: "sql-table" }, h("tr", {}, cols.map(c => h("th", {}, c))),
