@@ -36,6 +36,8 @@ pub struct CaseFilter {
     pub min_age_days: Option<i64>,
     /// Open and past the deadline.
     pub overdue: bool,
+    /// Escalated at least this many levels (the sub-district's, district's or city's view).
+    pub min_level: Option<i64>,
     pub subject: Option<String>,
     pub limit: Option<i64>,
     pub offset: i64,
@@ -258,6 +260,9 @@ impl CaseStore {
         if let Some(days) = filter.min_age_days {
             let cutoff = timestamp(chrono::Utc::now() - chrono::Duration::days(days));
             w.push(|n| format!("created_at <= ${n}"), Arg::Text(cutoff));
+        }
+        if let Some(level) = filter.min_level {
+            w.push(|n| format!("level >= ${n}"), Arg::Int(level));
         }
         if filter.overdue {
             w.push(

@@ -100,7 +100,7 @@ async function loadMe() {
 }
 
 // ---- worklist ------------------------------------------------------------------------------
-const filters = { rule: "", state: "new,assigned,verifying,confirmed", region: "", assignee: "", min_amount: "", overdue: false, offset: 0 };
+const filters = { rule: "", state: "new,assigned,verifying,confirmed", region: "", assignee: "", min_amount: "", min_level: "", overdue: false, offset: 0 };
 
 async function casesPage() {
   const wf = session.workflow;
@@ -114,16 +114,18 @@ async function casesPage() {
   const assignee = h("input", { id: "f-assignee", size: 14, value: filters.assignee });
   const minAmount = h("input", { id: "f-min", size: 8, value: filters.min_amount, placeholder: "元" });
   const overdue = h("input", { id: "f-overdue", type: "checkbox", checked: filters.overdue });
+  const level = h("select", { id: "f-level" }, h("option", { value: "" }, "全部 all"),
+    wf.levels.slice(1).map((l, i) => h("option", { value: String(i + 1), selected: filters.min_level === String(i + 1) }, "≥ " + l.text)));
   const table = h("div", { id: "worklist" }, h("p", { class: "muted" }, "加载中…"));
   const apply = (ev) => {
     if (ev) ev.preventDefault();
-    Object.assign(filters, { rule: rule.value, state: state.value, region: region.value.trim(), assignee: assignee.value.trim(), min_amount: minAmount.value.trim(), overdue: overdue.checked, offset: 0 });
+    Object.assign(filters, { rule: rule.value, state: state.value, region: region.value.trim(), assignee: assignee.value.trim(), min_amount: minAmount.value.trim(), overdue: overdue.checked, min_level: level.value, offset: 0 });
     loadCases(table);
   };
   show(h("h1", {}, "案件工作台 Worklist"),
     h("form", { class: "card filters", onsubmit: apply },
       f("规则 rule", rule), f("状态 state", state), f("区划 region", region), f("承办人 assignee", assignee),
-      f("金额≥ amount", minAmount), h("label", {}, "仅逾期 overdue", overdue),
+      f("金额≥ amount", minAmount), f("督办 escalated", level), h("label", {}, "仅逾期 overdue", overdue),
       h("button", { type: "submit", id: "f-apply" }, "筛选 filter"),
       wf.access === "write" ? h("button", { type: "button", class: "plain", id: "dispatch", onclick: async () => {
         try { const r = await api("/api/v1/cases/dispatch", { method: "POST" }); alert("已按属地分派 " + r.assigned + " 件 dispatched"); loadCases(table); }

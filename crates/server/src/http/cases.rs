@@ -177,6 +177,8 @@ pub struct ListParams {
     /// Raised at least this many days ago.
     min_age_days: Option<i64>,
     overdue: Option<bool>,
+    /// Escalated at least this many levels.
+    min_level: Option<i64>,
     limit: Option<i64>,
     offset: Option<i64>,
 }
@@ -235,6 +237,7 @@ fn filter(p: ListParams) -> Result<CaseFilter, ApiError> {
         max_amount_cents: amount(&p.max_amount)?,
         min_age_days: p.min_age_days,
         overdue: p.overdue.unwrap_or(false),
+        min_level: p.min_level,
         limit: Some(p.limit.unwrap_or(50).clamp(1, 1000)),
         offset: p.offset.unwrap_or(0).max(0),
     })

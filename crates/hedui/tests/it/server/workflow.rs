@@ -389,6 +389,15 @@ fn late_cases_climb_a_level_with_a_new_deadline() {
     let last = case["history"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["actor"], "hedui");
     assert!(last["note"].as_str().unwrap().contains("升级"));
+    // The level above sees what climbed to it.
+    let (_, climbed) = call(
+        &srv,
+        "GET",
+        "/api/v1/cases?min_level=1&limit=1000",
+        &admin,
+        None,
+    );
+    assert_eq!(climbed["total"].as_i64().unwrap(), late);
     // Not again until the new deadline passes.
     let (_, again) = call(&srv, "POST", "/api/v1/cases/escalate", &admin, None);
     assert_eq!(again["escalated"].as_array().unwrap().len(), 0);
