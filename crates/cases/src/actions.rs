@@ -57,10 +57,7 @@ impl CaseStore {
         .await?
         .rows_affected();
         if changed == 0 {
-            return Err(Error::Invalid(
-                case_id.into(),
-                "the case changed meanwhile; reload it and try again".into(),
-            ));
+            return Err(changed_meanwhile(case_id));
         }
         event(
             &mut tx,
@@ -119,10 +116,7 @@ impl CaseStore {
         .await?
         .rows_affected();
         if changed == 0 {
-            return Err(Error::Invalid(
-                case_id.into(),
-                "the case changed meanwhile; reload it and try again".into(),
-            ));
+            return Err(changed_meanwhile(case_id));
         }
         let detail = serde_json::json!({ "assignee": assignee });
         event(
@@ -283,6 +277,14 @@ impl CaseStore {
             report: serde_json::from_str(&row.try_get::<String, _>("report")?).unwrap_or_default(),
         })
     }
+}
+
+/// Someone else moved the case between reading and writing it: theirs stands.
+fn changed_meanwhile(case_id: &str) -> Error {
+    Error::Invalid(
+        case_id.into(),
+        "the case changed meanwhile; reload it and try again".into(),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

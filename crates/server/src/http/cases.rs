@@ -132,6 +132,36 @@ impl<'a> Audited<'a> {
         record(self.state, self.event).await;
     }
 
+    /// An audited request of a caller who has at least `need`, or its refusal.
+    async fn open(
+        state: &'a AppState,
+        caller: &Caller,
+        action: &str,
+        statement: String,
+        need: Access,
+    ) -> Result<Self, ApiError> {
+        Audited::new(state, caller, action, statement)
+            .require(caller, need)
+            .await
+    }
+
+    /// The response to a store call: its value as JSON, audited with how many rows it holds; or
+    /// its error, audited.
+    async fn answer<T: serde::Serialize>(
+        self,
+        result: hedui_cases::Result<T>,
+        rows: impl FnOnce(&T) -> u64,
+    ) -> Result<Response, ApiError> {
+        match result {
+            Ok(value) => {
+                let n = rows(&value);
+                self.ok(n).await;
+                Ok(Json(value).into_response())
+            }
+            Err(e) => Err(self.refuse(e.into()).await),
+        }
+    }
+
     /// The caller's access, at least `need`, or a refusal.
     async fn require(self, caller: &Caller, need: Access) -> Result<Self, ApiError> {
         let have = access(&caller.identity);
@@ -248,8 +278,14 @@ pub async fn list(
     caller: Caller,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let a = Audited::new(&state, &caller, "GET /api/v1/cases", "list cases".into());
-    let a = a.require(&caller, Access::Read).await?;
+    let a = Audited::open(
+        &state,
+        &caller,
+        "GET /api/v1/cases",
+        "list cases".into(),
+        Access::Read,
+    )
+    .await?;
     let f = match params
         .map_err(|e| bad(e.body_text()))
         .and_then(|Query(p)| filter(p))
@@ -257,12 +293,8 @@ pub async fn list(
         Ok(f) => f,
         Err(e) => return Err(a.refuse(e).await),
     };
-    let page = match state.cases.list(&scope(&state, &caller.identity), &f).await {
-        Ok(p) => p,
-        Err(e) => return Err(a.refuse(e.into()).await),
-    };
-    a.ok(page.cases.len() as u64).await;
-    Ok(Json(page).into_response())
+    let page = state.cases.list(&scope(&state, &caller.identity), &f).await;
+    a.answer(page, |p| p.cases.len() as u64).await
 }
 
 pub async fn get(
@@ -270,13 +302,14 @@ pub async fn get(
     Path(id): Path<String>,
     caller: Caller,
 ) -> Result<Response, ApiError> {
-    let a = Audited::new(
+    let a = Audited::open(
         &state,
         &caller,
         "GET /api/v1/cases/{id}",
         format!("case {id}"),
-    );
-    let a = a.require(&caller, Access::Read).await?;
+        Access::Read,
+    )
+    .await?;
     let detail = match state.cases.get(&scope(&state, &caller.identity), &id).await {
         Ok(d) => d,
         Err(e) => return Err(a.refuse(e.into()).await),
@@ -316,13 +349,14 @@ pub async fn transition(
     caller: Caller,
     body: Result<Json<StepBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let mut a = Audited::new(
+    let mut a = Audited::open(
         &state,
         &caller,
         "POST /api/v1/cases/{id}/transition",
         format!("case {id}"),
-    );
-    a = a.require(&caller, Access::Write).await?;
+        Access::Write,
+    )
+    .await?;
     let step = match body
         .map_err(|e| bad(e.body_text()))
         .and_then(|Json(b)| step(&caller, b))
@@ -332,15 +366,15 @@ pub async fn transition(
     };
     a.event.statement = Some(format!("case {id} -> {}", step.to));
     let scope = scope(&state, &caller.identity);
-    match state.cases.transition(&scope, &id, &step).await {
-        Ok(to) => {
-            a.ok(1).await;
-            let detail = state.cases.get(&scope, &id).await?;
-            tracing::info!(case = %id, to = %to, "case changed");
-            Ok(Json(detail).into_response())
-        }
-        Err(e) => Err(a.refuse(e.into()).await),
+    let changed = state.cases.transition(&scope, &id, &step).await;
+    if let Ok(to) = &changed {
+        tracing::info!(case = %id, to = %to, "case changed");
     }
+    let detail = match changed {
+        Ok(_) => state.cases.get(&scope, &id).await,
+        Err(e) => Err(e),
+    };
+    a.answer(detail, |_| 1).await
 }
 
 fn step(caller: &Caller, b: StepBody) -> Result<Step, ApiError> {
@@ -379,13 +413,14 @@ pub async fn assign(
     caller: Caller,
     body: Result<Json<AssignBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let mut a = Audited::new(
+    let mut a = Audited::open(
         &state,
         &caller,
         "POST /api/v1/cases/{id}/assign",
         format!("assign case {id}"),
-    );
-    a = a.require(&caller, Access::Write).await?;
+        Access::Write,
+    )
+    .await?;
     let body = match body {
         Ok(Json(b)) => b,
         Err(e) => return Err(a.refuse(bad(e.body_text())).await),
@@ -416,13 +451,11 @@ pub async fn assign(
         .by(&caller.identity.subject)
         .assignee(&assignee)
         .note(note);
-    match state.cases.assign(&scope, &id, &step).await {
-        Ok(_) => {
-            a.ok(1).await;
-            Ok(Json(state.cases.get(&scope, &id).await?).into_response())
-        }
-        Err(e) => Err(a.refuse(e.into()).await),
-    }
+    let detail = match state.cases.assign(&scope, &id, &step).await {
+        Ok(_) => state.cases.get(&scope, &id).await,
+        Err(e) => Err(e),
+    };
+    a.answer(detail, |_| 1).await
 }
 
 /// Assign every new case in the caller's scope by region.
@@ -430,24 +463,21 @@ pub async fn dispatch(
     State(state): State<Arc<AppState>>,
     caller: Caller,
 ) -> Result<Response, ApiError> {
-    let a = Audited::new(
+    let a = Audited::open(
         &state,
         &caller,
         "POST /api/v1/cases/dispatch",
         "dispatch new cases by region".into(),
-    );
-    let a = a.require(&caller, Access::Write).await?;
-    match state
+        Access::Write,
+    )
+    .await?;
+    let assigned = state
         .cases
         .dispatch_new(&scope(&state, &caller.identity), &caller.identity.subject)
         .await
-    {
-        Ok(n) => {
-            a.ok(n).await;
-            Ok(Json(serde_json::json!({ "assigned": n })).into_response())
-        }
-        Err(e) => Err(a.refuse(e.into()).await),
-    }
+        .map(|n| serde_json::json!({ "assigned": n }));
+    a.answer(assigned, |v| v["assigned"].as_u64().unwrap_or(0))
+        .await
 }
 
 /// Run the overdue check now (it also runs every minute while serving). Administrators only.
@@ -469,33 +499,31 @@ pub async fn escalate(
         );
         return Err(a.refuse(err).await);
     }
-    match state.cases.escalate(chrono::Utc::now()).await {
-        Ok(done) => {
-            a.ok(done.len() as u64).await;
-            Ok(Json(serde_json::json!({ "escalated": done })).into_response())
-        }
-        Err(e) => Err(a.refuse(e.into()).await),
-    }
+    let escalated = state
+        .cases
+        .escalate(chrono::Utc::now())
+        .await
+        .map(|done| serde_json::json!({ "escalated": done }));
+    a.answer(escalated, |v| {
+        v["escalated"].as_array().map_or(0, |d| d.len() as u64)
+    })
+    .await
 }
 
 pub async fn stats(
     State(state): State<Arc<AppState>>,
     caller: Caller,
 ) -> Result<Response, ApiError> {
-    let a = Audited::new(
+    let a = Audited::open(
         &state,
         &caller,
         "GET /api/v1/cases/stats",
         "case figures".into(),
-    );
-    let a = a.require(&caller, Access::Aggregate).await?;
-    match state.cases.stats(&scope(&state, &caller.identity)).await {
-        Ok(s) => {
-            a.ok(s.by_rule_region.len() as u64).await;
-            Ok(Json(s).into_response())
-        }
-        Err(e) => Err(a.refuse(e.into()).await),
-    }
+        Access::Aggregate,
+    )
+    .await?;
+    let stats = state.cases.stats(&scope(&state, &caller.identity)).await;
+    a.answer(stats, |s| s.by_rule_region.len() as u64).await
 }
 
 /// What the UI needs to offer the right choices: states and their moves, reasons, levels, and
