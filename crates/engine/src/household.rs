@@ -435,3 +435,38 @@ pub fn yuan(cents: i64) -> String {
     let sign = if cents < 0 { "-" } else { "" };
     format!("{sign}{}.{:02}", cents.abs() / 100, cents.abs() % 100)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_citys_tests_come_from_r5s_parameters() {
+        let t = HouseholdTests::from_params(&BTreeMap::new());
+        assert_eq!(t.dibao_line_cents, 80_000);
+        assert_eq!(t.max_residential_properties, 1);
+        assert_eq!(t.vehicle_types, ["passenger_car"]);
+        assert_eq!(t.income_months, 6);
+        let t = HouseholdTests::from_params(&BTreeMap::from([
+            ("dibao_line".to_string(), "850.5".to_string()),
+            (
+                "vehicle_types".to_string(),
+                "passenger_car, truck".to_string(),
+            ),
+            ("income_months".to_string(), "12".to_string()),
+        ]));
+        assert_eq!(t.dibao_line_cents, 85_050);
+        assert_eq!(t.vehicle_types, ["passenger_car", "truck"]);
+        assert_eq!(t.income_months, 12);
+    }
+
+    #[test]
+    fn money_is_read_exactly() {
+        assert_eq!(yuan_cents("2555"), Some(255_500));
+        assert_eq!(yuan_cents("12.3"), Some(1_230));
+        assert_eq!(yuan_cents("-0.50"), Some(-50));
+        assert_eq!(cents_of(Some(&serde_json::json!(33.7))), Some(3_370));
+        assert_eq!(cents_of(Some(&serde_json::json!("x"))), None);
+        assert_eq!(yuan(123_456), "1234.56");
+    }
+}

@@ -583,3 +583,18 @@ pub async fn workflow(State(state): State<Arc<AppState>>, caller: Caller) -> Res
     }))
     .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::yuan_to_cents;
+
+    #[test]
+    fn amounts_in_yuan_become_exact_cents() {
+        assert_eq!(yuan_to_cents("1234.5"), Some(123_450));
+        assert_eq!(yuan_to_cents("¥0.07"), Some(7));
+        assert_eq!(yuan_to_cents("12"), Some(1_200));
+        for bad in ["", "-1", "1.234", "1,000", "1e3", ".5", "abc"] {
+            assert_eq!(yuan_to_cents(bad), None, "{bad}");
+        }
+    }
+}
