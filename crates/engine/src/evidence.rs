@@ -96,7 +96,7 @@ impl Engine {
         &self,
         sql: &str,
     ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
-        let (_, result) = self.query(sql).await?;
+        let (_, result) = self.lookup(sql).await?;
         let mut buf = Vec::new();
         {
             let mut w = ArrayWriter::new(&mut buf);

@@ -82,6 +82,8 @@ pub fn parse_bytes(s: &str) -> Option<usize> {
 /// A query session over one snapshot of the lake.
 pub struct Engine {
     ctx: SessionContext,
+    /// The same tables, tuned for selective lookups (see `with_snapshot`).
+    lookup: SessionContext,
     snapshot: Snapshot,
     options: EngineOptions,
 }
@@ -148,8 +150,23 @@ impl Engine {
             ctx.register_table(def.name.as_str(), Arc::new(ListingTable::try_new(config)?))?;
         }
         system::register(&ctx, &snapshot).await?;
+        // Point lookups (a few persons' rows, evidence rows) filter while decoding: only the key
+        // column is decoded for every row of a row group the bloom filter could not rule out,
+        // the other columns for the matching rows. Whole-table rule queries keep the default.
+        // The catalog list is shared: the copy must not make a fresh (empty) default catalog.
+        let lookup_config = ctx
+            .copied_config()
+            .with_create_default_catalog_and_schema(false)
+            .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+            .set_bool("datafusion.execution.parquet.reorder_filters", true);
+        let lookup = SessionContext::new_with_state(
+            datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state())
+                .with_config(lookup_config)
+                .build(),
+        );
         Ok(Engine {
             ctx,
+            lookup,
             snapshot,
             options: options.clone(),
         })
@@ -169,15 +186,23 @@ impl Engine {
 
     /// Run one read-only query and collect its result.
     pub async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let df = self
-            .ctx
-            .sql_with_options(sql, read_only())
-            .await
-            .map_err(user_error)?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await.map_err(user_error)?;
-        Ok((schema, batches))
+        collect(&self.ctx, sql).await
     }
+
+    /// A query that selects a few rows by key (household verification, evidence, regions).
+    pub async fn lookup(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        collect(&self.lookup, sql).await
+    }
+}
+
+async fn collect(ctx: &SessionContext, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let df = ctx
+        .sql_with_options(sql, read_only())
+        .await
+        .map_err(user_error)?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await.map_err(user_error)?;
+    Ok((schema, batches))
 }
 
 /// Planning errors are the user's to fix; say them plainly, on one line.

@@ -57,7 +57,7 @@ impl Engine {
 
     /// The non-null (first, second) text pairs a query returns.
     async fn pairs(&self, sql: &str) -> Result<Vec<(String, String)>> {
-        let (_, batches) = self.query(sql).await?;
+        let (_, batches) = self.lookup(sql).await?;
         let mut out = Vec::new();
         for b in batches {
             let a = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8)?;
