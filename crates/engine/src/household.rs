@@ -125,6 +125,15 @@ const SOURCES: &[(&str, &str, &str)] = &[
     ("dibao_members", "person_id_key", "dibao"),
 ];
 
+/// The month column of an income source.
+fn income_month_column(dataset: &str) -> Option<&'static str> {
+    match dataset {
+        "tax_income" => Some("period"),
+        "pension_payments" | "unemployment_benefits" | "provident_fund" => Some("month"),
+        _ => None,
+    }
+}
+
 /// "123.4", 123.4 or "123" (yuan) -> cents.
 fn yuan_cents(v: &str) -> Option<i64> {
     let v = v.trim();
@@ -204,7 +213,12 @@ impl Engine {
         let key_list = keys.join(", ");
         let catalog = hedui_model::Catalog::builtin();
         let queries = SOURCES.iter().map(|(dataset, key, _)| {
-            let sql = format!("SELECT * FROM {dataset} WHERE {key} IN ({key_list})");
+            // Income outside the window is not read: monthly files and month-ordered row groups
+            // outside it are skipped by their statistics.
+            let window_sql = income_month_column(dataset)
+                .map(|col| format!(" AND {col} BETWEEN DATE '{first}' AND DATE '{last}'"))
+                .unwrap_or_default();
+            let sql = format!("SELECT * FROM {dataset} WHERE {key} IN ({key_list}){window_sql}");
             async move { (*dataset, *key, self.json_rows(&sql).await) }
         });
         // The sources are independent: ask them all at once.
