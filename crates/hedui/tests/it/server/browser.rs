@@ -308,8 +308,8 @@ fn a_dibao_reviewers_day_in_the_browser() {
     assert_eq!(case["state"], "recovered");
     assert_eq!(case["recovered_cents"], 120_000);
 
-    // Verify the household and open its report.
     let members = household_members(&srv, &household);
+    // Verify the household and open its report.
     b.click("[data-page=household]");
     b.wait_for("document.querySelector('#household-form')");
     b.fill("#members", &members.join("\n"));
@@ -354,6 +354,37 @@ fn analysts_and_administrators_see_sql_data_and_the_dashboard() {
     let base = format!("http://{}/ui/", srv.http);
     let mut b = Browser::launch();
 
+    // A social-security clerk checks an applicant at application time: a planted R1 person.
+    let truth = city().truth();
+    let dead = truth["rules"]["R1"]["hits"][0]["subject"].as_str().unwrap();
+    // Clerks work their district: a reviewer token of the person's registered region.
+    let region = run_ok(
+        hedui()
+            .args(["sql", "--format", "csv", "--lake"])
+            .arg(&srv.lake)
+            .arg(format!(
+                "SELECT region_code FROM persons WHERE person_id = '{dead}'"
+            )),
+    );
+    let region = region.lines().nth(1).unwrap().trim().to_string();
+    let reviewer = token(&srv.lake, "reviewer", Some(&region));
+    b.goto(&format!("{base}#token={reviewer}&next=/person"));
+    b.wait_for("document.querySelector('#person-form')");
+    b.fill("#person-id", dead);
+    b.fill("#person-purpose", "SQ-2026-000888");
+    b.click("#person-check");
+    b.wait_for("document.querySelector('#person-table')");
+    assert_eq!(
+        b.eval("document.querySelectorAll('#person-table tr').length")
+            .as_u64(),
+        Some(6),
+        "the five person rules"
+    );
+    let r1 = b.eval("[...document.querySelectorAll('#person-table tr')].find(r => r.children[0].innerText === 'R1').children[2].innerText");
+    assert!(r1.as_str().unwrap().contains("是"), "{r1}");
+    b.assert_fits("the person check");
+    b.screenshot("08-person-check");
+
     // An analyst: the SQL console, its table and its CSV download; no worklist.
     b.goto(&format!("{base}#token={analyst}&next=/sql"));
     b.wait_for("document.querySelector('#sql-text')");
@@ -367,7 +398,7 @@ fn analysts_and_administrators_see_sql_data_and_the_dashboard() {
     b.wait_for("document.querySelectorAll('#sql-table tr').length >= 3");
     assert!(b.text("#sql-table").contains("active"));
     b.assert_fits("the SQL console");
-    b.screenshot("07-sql");
+    b.screenshot("09-sql");
     // The download is a file the browser saves: catch the link and read what it holds.
     b.eval(
         "window.__saved = null; window.__click = HTMLAnchorElement.prototype.click; const make = URL.createObjectURL; URL.createObjectURL = (blob) => { window.__blob = blob; return make(blob); }; HTMLAnchorElement.prototype.click = function () { const a = this; window.__blob.text().then(t => { window.__saved = {name: a.download, text: t}; }); }",
@@ -405,7 +436,7 @@ fn analysts_and_administrators_see_sql_data_and_the_dashboard() {
         "the generator's broken rows, with reasons"
     );
     b.assert_fits("the data page");
-    b.screenshot("08-data");
+    b.screenshot("10-data");
 
     // The dashboard: a bar per rule with hits.
     b.click("[data-page=dashboard]");
@@ -420,5 +451,5 @@ fn analysts_and_administrators_see_sql_data_and_the_dashboard() {
     );
     assert!(b.text("#totals").contains("案件"));
     b.assert_fits("the dashboard");
-    b.screenshot("09-dashboard");
+    b.screenshot("11-dashboard");
 }
