@@ -12,13 +12,13 @@ impl CaseStore {
     /// Move a case along its workflow (see [`State::can_go_to`]), with what the target state needs
     /// ([`Step::missing`]).
     pub async fn transition(&self, scope: &Scope, case_id: &str, step: &Step) -> Result<State> {
+        if step.to == State::Assigned {
+            return self.assign(scope, case_id, step).await;
+        }
         if let Some(missing) = step.missing() {
             return Err(Error::Invalid(case_id.into(), missing));
         }
         let from = self.state_in_scope(scope, case_id).await?;
-        if step.to == State::Assigned {
-            return self.assign(scope, case_id, step).await;
-        }
         if !from.can_go_to(step.to) {
             return Err(Error::Transition {
                 case: case_id.into(),
@@ -77,19 +77,16 @@ impl CaseStore {
     /// Give an open case to someone: a new case becomes assigned, a case in progress keeps its
     /// state and changes hands.
     pub async fn assign(&self, scope: &Scope, case_id: &str, step: &Step) -> Result<State> {
-        let Some(assignee) = step.assignee.as_deref().filter(|a| !a.trim().is_empty()) else {
-            return Err(Error::Invalid(
-                case_id.into(),
-                "assigning needs an assignee".into(),
-            ));
-        };
-        if step.note.trim().is_empty() {
-            return Err(Error::Invalid(
-                case_id.into(),
-                "a note is required (办理意见必填)".into(),
-            ));
+        if let Some(missing) = step.missing() {
+            return Err(Error::Invalid(case_id.into(), missing));
         }
         let from = self.state_in_scope(scope, case_id).await?;
+        self.assign_from(case_id, from, step).await
+    }
+
+    /// Assign a case known (within the caller's scope) to be in `from`.
+    async fn assign_from(&self, case_id: &str, from: State, step: &Step) -> Result<State> {
+        let assignee = step.assignee.as_deref().unwrap_or_default();
         if !from.is_open() {
             return Err(Error::Transition {
                 case: case_id.into(),
@@ -157,7 +154,8 @@ impl CaseStore {
                     "按属地分派 dispatched by region {}",
                     case.region.as_deref().unwrap_or("?")
                 ));
-            match self.assign(scope, &case.id, &step).await {
+            // The list applied the scope and read the state: no second read per case.
+            match self.assign_from(&case.id, case.state, &step).await {
                 Ok(_) => n += 1,
                 // Someone else took it meanwhile: theirs stands.
                 Err(Error::Invalid(..) | Error::Transition { .. }) => {}

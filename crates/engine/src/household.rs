@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, Months, NaiveDate};
 use hedui_model::ResidentId;
+use hedui_model::value::number::parse_decimal;
 use serde::Serialize;
 
 use crate::evidence::{EvidenceRow, evidence_row};
@@ -134,21 +135,9 @@ fn income_month_column(dataset: &str) -> Option<&'static str> {
     }
 }
 
-/// "123.4", 123.4 or "123" (yuan) -> cents.
+/// "123.4" or "123" (yuan) -> cents, as the lake's money columns are read everywhere.
 fn yuan_cents(v: &str) -> Option<i64> {
-    let v = v.trim();
-    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
-    let neg = int.starts_with('-');
-    let int = int.trim_start_matches('-');
-    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let frac: String = frac.chars().chain("00".chars()).take(2).collect();
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let c = int.parse::<i64>().ok()? * 100 + frac.parse::<i64>().ok()?;
-    Some(if neg { -c } else { c })
+    parse_decimal(v, 2).ok().and_then(|c| i64::try_from(c).ok())
 }
 
 fn cents_of(v: Option<&serde_json::Value>) -> Option<i64> {

@@ -16,6 +16,21 @@ use super::caller::failed;
 use super::{ApiError, Caller};
 use crate::AppState;
 
+/// One dataset on the data page.
+#[derive(Default, serde::Serialize)]
+struct DatasetSummary {
+    name: String,
+    title_zh: Option<String>,
+    title_en: Option<String>,
+    department: Option<String>,
+    rows: u64,
+    batches: u64,
+    sources: Vec<String>,
+    last_batch: Option<String>,
+    last_committed_at: Option<chrono::DateTime<chrono::Utc>>,
+    as_of: Option<chrono::NaiveDate>,
+}
+
 pub async fn overview(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -49,45 +64,30 @@ pub async fn overview(
     let engine = state.policy.engine();
     let snapshot = engine.snapshot();
     let catalog = hedui_model::Catalog::builtin();
-    let mut datasets: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut datasets: BTreeMap<&str, DatasetSummary> = BTreeMap::new();
     let mut batches = Vec::new();
     for c in snapshot.live_commits() {
         for f in &c.files {
-            let d = datasets.entry(f.dataset.clone()).or_insert_with(|| {
+            let d = datasets.entry(&f.dataset).or_insert_with(|| {
                 let def = catalog.get(&f.dataset).ok();
-                serde_json::json!({
-                    "name": f.dataset,
-                    "title_zh": def.map(|d| d.title_zh.clone()),
-                    "title_en": def.map(|d| d.title_en.clone()),
-                    "department": def.map(|d| d.department.clone()),
-                    "rows": 0, "batches": 0, "sources": [], "last_batch": null,
-                    "last_committed_at": null, "as_of": null,
-                })
-            });
-            d["rows"] = (d["rows"].as_u64().unwrap_or(0) + f.rows).into();
-            d["batches"] = (d["batches"].as_u64().unwrap_or(0) + 1).into();
-            if let Some(list) = d["sources"].as_array_mut()
-                && !list
-                    .iter()
-                    .any(|s| s == &serde_json::Value::from(c.source.clone()))
-            {
-                list.push(c.source.clone().into());
-            }
-            let newer = d["last_committed_at"]
-                .as_str()
-                .is_none_or(|t| t < c.committed_at.to_rfc3339().as_str());
-            if newer {
-                d["last_batch"] = c.batch.clone().into();
-                d["last_committed_at"] = c.committed_at.to_rfc3339().into();
-            }
-            if let Some(as_of) = c.as_of {
-                let later = d["as_of"]
-                    .as_str()
-                    .is_none_or(|a| a < as_of.to_string().as_str());
-                if later {
-                    d["as_of"] = as_of.to_string().into();
+                DatasetSummary {
+                    name: f.dataset.clone(),
+                    title_zh: def.map(|d| d.title_zh.clone()),
+                    title_en: def.map(|d| d.title_en.clone()),
+                    department: def.map(|d| d.department.clone()),
+                    ..Default::default()
                 }
+            });
+            d.rows += f.rows;
+            d.batches += 1;
+            if !d.sources.contains(&c.source) {
+                d.sources.push(c.source.clone());
             }
+            if d.last_committed_at.is_none_or(|t| t < c.committed_at) {
+                d.last_batch = Some(c.batch.clone());
+                d.last_committed_at = Some(c.committed_at);
+            }
+            d.as_of = d.as_of.max(c.as_of);
         }
         batches.push(serde_json::json!({
             "batch": c.batch,
