@@ -129,6 +129,32 @@ impl Engine {
         self.run_rule_sql(rule, sql).await
     }
 
+    /// The canonical datasets a rule reads, through the views it uses (`deaths` reads the three
+    /// death sources): a caller may see a rule's result only if they may read all of them.
+    pub async fn rule_datasets(
+        &self,
+        rule: &RuleDef,
+        values: &BTreeMap<String, String>,
+    ) -> Result<BTreeSet<String>> {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        let plan = self
+            .context()
+            .state()
+            .create_logical_plan(&rule.render(values)?)
+            .await?;
+        let mut read = BTreeSet::new();
+        plan.apply_with_subqueries(|node| {
+            if let datafusion::logical_expr::LogicalPlan::TableScan(scan) = node {
+                let table = scan.table_name.table();
+                if hedui_model::Catalog::builtin().get(table).is_ok() {
+                    read.insert(table.to_string());
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        Ok(read)
+    }
+
     async fn run_rule_sql(&self, rule: &RuleDef, sql: String) -> Result<Vec<Hit>> {
         let started = std::time::Instant::now();
         let (_, batches) = self.query(&sql).await.map_err(|e| match e {

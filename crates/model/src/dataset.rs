@@ -63,10 +63,28 @@ pub struct ColumnDef {
     pub synonyms: BTreeMap<String, String>,
     #[serde(default)]
     pub description: String,
-    /// Personal data beyond the ID and name (an address, a phone number): hidden from roles
-    /// that see masked data. Resident IDs and names are always treated as personal.
-    #[serde(default)]
-    pub personal: bool,
+    /// How much the column says about who a row is about; masks follow it.
+    pub class: Sensitivity,
+}
+
+/// A column's sensitivity class. Every column of `schemas/` states one; a masked view shows each
+/// class at most as [`Sensitivity`]'s variants say, so that no combination of visible columns
+/// rebuilds an identifier (README, "What a masked view shows").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sensitivity {
+    /// Singles out a person or household on its own: resident IDs, names, household, personal and
+    /// vehicle numbers. Masked: an ID shows only its region prefix, a name its surname, a key or
+    /// number only a keyed pseudonym (which still joins).
+    Identifier,
+    /// Singles out together with other columns: birth date, sex, region, village. Masked: a date
+    /// shows only its year, a code or region stays, free text is hidden.
+    QuasiIdentifier,
+    /// About the person but not identifying: an address, a cause of death, a raw record. Masked:
+    /// hidden.
+    Personal,
+    /// Everything else (amounts, months, schemes): always shown.
+    Public,
 }
 
 /// How a row of a dataset belongs to an administrative region, for row policies: a region-scoped
@@ -233,6 +251,14 @@ impl DatasetDef {
                     )));
                 }
             }
+            if matches!(c.ty, ColumnType::ResidentId | ColumnType::Name)
+                && c.class != Sensitivity::Identifier
+            {
+                return Err(err(format!(
+                    "column `{}` holds a resident ID or a name and must be classed `identifier`",
+                    c.name
+                )));
+            }
             if c.ty == ColumnType::Code && c.values.is_empty() {
                 return Err(err(format!("code column `{}` lists no values", c.name)));
             }
@@ -347,6 +373,7 @@ title_en = "x"
 department = "x"
 [[columns]]
 name = "status"
+class = "public"
 type = "code"
 values = ["a"]
 synonyms = { "b" = "c" }
@@ -358,7 +385,17 @@ synonyms = { "b" = "c" }
             err.contains("x.toml") && err.contains("unknown value `c`"),
             "{err}"
         );
-        let unknown_type = "name = \"x\"\ntitle_zh = \"x\"\ntitle_en = \"x\"\ndepartment = \"x\"\n[[columns]]\nname = \"a\"\ntype = \"blob\"\n";
+        let unknown_type = "name = \"x\"\ntitle_zh = \"x\"\ntitle_en = \"x\"\ndepartment = \"x\"\n[[columns]]\nname = \"a\"\nclass = \"public\"\ntype = \"blob\"\n";
         assert!(Catalog::from_files([("x.toml", unknown_type)]).is_err());
+        let unclassed = "name = \"x\"\ntitle_zh = \"x\"\ntitle_en = \"x\"\ndepartment = \"x\"\n[[columns]]\nname = \"a\"\ntype = \"text\"\n";
+        let err = Catalog::from_files([("x.toml", unclassed)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("class"), "{err}");
+        let id_as_public = "name = \"x\"\ntitle_zh = \"x\"\ntitle_en = \"x\"\ndepartment = \"x\"\n[[columns]]\nname = \"a\"\nclass = \"public\"\ntype = \"resident_id\"\n";
+        let err = Catalog::from_files([("x.toml", id_as_public)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("identifier"), "{err}");
     }
 }

@@ -8,7 +8,9 @@ pub mod region;
 pub mod resident_id;
 pub mod value;
 
-pub use dataset::{Catalog, ColumnDef, ColumnType, DatasetDef, LINEAGE_COLUMNS, RegionScope};
+pub use dataset::{
+    Catalog, ColumnDef, ColumnType, DatasetDef, LINEAGE_COLUMNS, RegionScope, Sensitivity,
+};
 pub use error::{Error, Result};
 pub use resident_id::{IdError, ResidentId, Sex};
 pub use value::{ParseError, Parser, Value};

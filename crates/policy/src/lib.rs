@@ -1,14 +1,20 @@
 //! Who may see what. A caller's session knows each dataset only as the view its policy makes
-//! (rows of its region, personal columns masked unless its role and a stated purpose allow),
-//! so HTTP, the Postgres wire protocol and the command line give the same identity the same
-//! answer. Queries are read-only, person lookups need a purpose, aggregate-only roles get small
-//! cells suppressed, and every query has time, row and memory limits.
+//! (rows of its region, filtered inside the scan; columns shown as their sensitivity class
+//! allows unless its role and a stated purpose unmask them) and only the public functions, so
+//! HTTP, the Postgres wire protocol and the command line give the same identity the same answer.
+//! Queries are read-only, anything singling out a person needs a purpose (judged by lineage on
+//! the optimised plan), aggregate-only roles get cells of few persons suppressed, errors carry
+//! no data, and every query has time, row and memory limits.
 
 mod audit_table;
 pub mod config;
+mod errors;
+pub mod functions;
 pub mod grant;
 pub mod inspect;
-mod pseudonym;
+pub mod lineage;
+mod masks;
+mod scope;
 mod session;
 mod suppress;
 pub mod view;

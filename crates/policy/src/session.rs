@@ -10,27 +10,30 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::view::ViewTable;
 use datafusion::datasource::MemTable;
+use datafusion::datasource::{TableProvider, provider_as_source};
 use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::execution::{FunctionRegistry, SendableRecordBatchStream};
-use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, ScalarUDF};
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::SessionContext;
 use futures::{Stream, StreamExt};
 use hedui_auth::{Identity, Role};
 use hedui_engine::Engine;
-use hedui_model::Catalog;
+use hedui_model::{Catalog, RegionScope};
 
 use crate::config::{AccessConfig, PolicyRule};
 use crate::grant::{self, AUDIT_TABLE, Grant};
+use crate::masks::Masks;
+use crate::scope::{Scope, ScopedTable};
 use crate::suppress::{self, Suppression};
-use crate::{Error, Result, audit_table, inspect, pseudonym, view};
+use crate::{Error, Result, audit_table, errors, functions, inspect, lineage, view};
 
 /// Shared by every caller of a server (or one command line run).
 pub struct PolicyEngine {
@@ -41,10 +44,18 @@ pub struct PolicyEngine {
     timeout: Duration,
     max_rows: u64,
     memory: usize,
-    pseudonym: ScalarUDF,
+    masks: Masks,
     audit_log: Option<PathBuf>,
     /// Contexts by what they show: callers with the same grants share one.
     cache: Mutex<HashMap<String, Arc<SessionContext>>>,
+    /// Who and which households belong to a region, by region, for the lake as served.
+    regions: tokio::sync::Mutex<HashMap<String, Arc<RegionRows>>>,
+}
+
+/// The persons registered in a region and the dibao households headed there.
+struct RegionRows {
+    persons: Arc<std::collections::HashSet<i64>>,
+    households: Arc<std::collections::HashSet<String>>,
 }
 
 const CACHE_LIMIT: usize = 256;
@@ -81,9 +92,10 @@ impl PolicyEngine {
             timeout: config.limits.timeout().map_err(Error::Config)?,
             max_rows: config.limits.max_rows,
             memory,
-            pseudonym: pseudonym::udf(pseudonym_secret),
+            masks: Masks::new(pseudonym_secret),
             audit_log,
             cache: Mutex::new(HashMap::new()),
+            regions: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -105,6 +117,7 @@ impl PolicyEngine {
         let engine = Arc::new(Engine::with_snapshot(latest, current.options()).await?);
         *self.engine.write().expect("engine lock") = engine;
         self.cache.lock().expect("cache lock").clear();
+        self.regions.lock().await.clear();
         tracing::info!(lake_version = version, "serving the lake's new batches");
         Ok(true)
     }
@@ -159,7 +172,9 @@ impl PolicyEngine {
         })
     }
 
-    /// A context that knows only the caller's views.
+    /// A context that knows only the caller's views and the public functions. The views are
+    /// made in a context of their own, the only one that holds the lake's tables (scoped to the
+    /// caller's rows) and the policy's functions.
     async fn build(
         &self,
         grants: &BTreeMap<String, Grant>,
@@ -167,12 +182,11 @@ impl PolicyEngine {
     ) -> Result<SessionContext> {
         let engine = self.engine();
         let base = engine.context();
-        let ctx = SessionContext::new_with_config_rt(base.copied_config(), base.runtime_env());
-        ctx.register_udf(self.pseudonym.clone());
-        let mut planner = base.state();
-        planner
-            .register_udf(Arc::new(self.pseudonym.clone()))
-            .map_err(internal)?;
+        let maker = SessionContext::new_with_config_rt(base.copied_config(), base.runtime_env());
+        let ctx = SessionContext::new_with_state(functions::caller_state(
+            base.copied_config(),
+            base.runtime_env(),
+        ));
         for (name, g) in grants {
             if name == AUDIT_TABLE {
                 let batch = audit_table::batch(self.audit_log.as_deref())?;
@@ -185,23 +199,113 @@ impl PolicyEngine {
             let def = Catalog::builtin()
                 .get(name)
                 .map_err(|e| Error::Internal(e.to_string()))?;
-            let sql = view::view_sql(def, g, g.masked(purpose));
-            let plan = planner.create_logical_plan(&sql).await.map_err(internal)?;
-            ctx.register_table(name.as_str(), Arc::new(ViewTable::new(plan, None)))
+            let stored = base.table_provider(name.as_str()).await.map_err(internal)?;
+            let source: Arc<dyn TableProvider> = match (&g.region, &def.region) {
+                (None, _) => stored,
+                (Some(region), Some(scope)) => {
+                    let rows = self.region_rows(&engine, region).await?;
+                    let scope = match scope {
+                        RegionScope::Column(c) => Scope::Prefix {
+                            column: c.clone(),
+                            prefix: region.clone(),
+                        },
+                        RegionScope::Person(c) => Scope::Keys {
+                            column: format!("{c}_key"),
+                            keys: rows.persons.clone(),
+                        },
+                        RegionScope::Household(c) => Scope::Values {
+                            column: c.clone(),
+                            values: rows.households.clone(),
+                        },
+                    };
+                    Arc::new(ScopedTable::new(stored, scope))
+                }
+                // `grant::resolve` gives no region grant on a dataset without a region.
+                (Some(_), None) => continue,
+            };
+            let plan = view::view_plan(
+                def,
+                g,
+                g.masked(purpose),
+                provider_as_source(source),
+                &self.masks,
+            )
+            .map_err(internal)?;
+            let table = Arc::new(ViewTable::new(plan, None));
+            maker
+                .register_table(name.as_str(), table.clone())
                 .map_err(internal)?;
+            ctx.register_table(name.as_str(), table).map_err(internal)?;
         }
         let has_data = grants.keys().any(|g| g != AUDIT_TABLE);
         if has_data && let Some(batches) = base.table_provider("batches").await.ok() {
+            maker
+                .register_table("batches", batches.clone())
+                .map_err(internal)?;
             ctx.register_table("batches", batches).map_err(internal)?;
         }
         for (name, needs, sql) in hedui_engine::system::DERIVED_VIEWS {
-            let have = needs.iter().all(|n| ctx.table_exist(*n).unwrap_or(false));
+            let have = needs.iter().all(|n| maker.table_exist(*n).unwrap_or(false));
             if have {
-                ctx.sql(sql).await.map_err(internal)?;
+                maker.sql(sql).await.map_err(internal)?;
+                let view = maker.table_provider(*name).await.map_err(internal)?;
+                ctx.register_table(*name, view).map_err(internal)?;
                 tracing::trace!(view = name, "derived view defined");
             }
         }
         Ok(ctx)
+    }
+
+    /// The persons and households of `region`, read once per lake version.
+    async fn region_rows(&self, engine: &Engine, region: &str) -> Result<Arc<RegionRows>> {
+        let mut regions = self.regions.lock().await;
+        if let Some(rows) = regions.get(region) {
+            return Ok(rows.clone());
+        }
+        // `region` is digits only (checked when the token was verified): safe as a literal.
+        if !hedui_auth::valid_region(region) {
+            return Err(Error::Refused(
+                "the token's region is not a region code".into(),
+            ));
+        }
+        let persons = engine
+            .query(&format!(
+                "SELECT person_id_key FROM persons \
+                 WHERE starts_with(region_code, '{region}') AND person_id_key IS NOT NULL"
+            ))
+            .await?;
+        let households = engine
+            .query(&format!(
+                "SELECT DISTINCT h.household_no FROM dibao_households h \
+                 JOIN persons p ON h.head_id_key = p.person_id_key \
+                 WHERE starts_with(p.region_code, '{region}') AND h.household_no IS NOT NULL"
+            ))
+            .await?;
+        let mut keys = std::collections::HashSet::new();
+        for b in &persons.1 {
+            let c = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Int64)
+                .map_err(internal)?;
+            keys.extend(
+                c.as_primitive::<arrow::datatypes::Int64Type>()
+                    .iter()
+                    .flatten(),
+            );
+        }
+        let mut numbers = std::collections::HashSet::new();
+        for b in &households.1 {
+            let c = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)
+                .map_err(internal)?;
+            numbers.extend(c.as_string::<i32>().iter().flatten().map(String::from));
+        }
+        let rows = Arc::new(RegionRows {
+            persons: Arc::new(keys),
+            households: Arc::new(numbers),
+        });
+        if regions.len() >= CACHE_LIMIT {
+            regions.clear();
+        }
+        regions.insert(region.to_string(), rows.clone());
+        Ok(rows)
     }
 }
 
@@ -299,29 +403,52 @@ impl Session {
             ));
         }
         let tables = inspect::tables(&plan);
-        let person_lookup = inspect::person_lookup(&plan);
-        if let Some(col) = &person_lookup
-            && self.purpose.is_none()
-        {
-            return Err(Error::Refused(format!(
-                "a query about a particular person or household (a condition on `{col}`) needs a stated purpose: a case number or authorisation reference"
-            )));
-        }
         let aggregate_only = self.grants.values().any(|g| g.aggregate_only);
-        let (plan, suppression) = if aggregate_only {
-            let (plan, s) = suppress::rewrite(&plan, self.threshold).map_err(Error::Refused)?;
-            (plan, Some(s))
-        } else {
-            (plan, None)
+        let limit = |plan: LogicalPlan| {
+            // One row more than the limit, to know the result was cut.
+            LogicalPlanBuilder::from(plan)
+                .limit(0, Some(self.max_rows as usize + 1))
+                .and_then(|b| b.build())
+                .map_err(internal)
         };
-        // One row more than the limit, to know the result was cut.
-        let limited = LogicalPlanBuilder::from(plan)
-            .limit(0, Some(self.max_rows as usize + 1))
-            .and_then(|b| b.build())
-            .map_err(internal)?;
-        let optimized = state
-            .optimize(&limited)
+        let mut optimized = state
+            .optimize(&limit(plan.clone())?)
             .map_err(|e| self.planning_error(e))?;
+        // Judged on the plan as it will run: after simplification and decorrelation, whatever
+        // form the SQL took.
+        let unmasks_with_purpose = self.purpose.is_none()
+            && !aggregate_only
+            && self
+                .grants
+                .values()
+                .any(|g| g.unmask == crate::config::Unmask::WithPurpose);
+        let (_, findings) = lineage::analyse_as(&optimized, unmasks_with_purpose);
+        if let Some(what) = &findings.singles_out {
+            if aggregate_only {
+                return Err(Error::Refused(format!(
+                    "your role sees aggregates only, and `{what}` singles out a person or household"
+                )));
+            }
+            if self.purpose.is_none() {
+                return Err(Error::Refused(format!(
+                    "a query about a particular person or household (`{what}`) needs a stated purpose: a case number or authorisation reference"
+                )));
+            }
+        }
+        let mut suppression = None;
+        if aggregate_only {
+            if let Some(group) = &findings.identifying_group {
+                return Err(Error::Refused(format!(
+                    "your role sees aggregates only: grouping by `{group}`, which is derived from an identifier, shows single persons"
+                )));
+            }
+            let (rewritten, s) =
+                suppress::rewrite(&plan, self.threshold).map_err(Error::Refused)?;
+            optimized = state
+                .optimize(&limit(rewritten)?)
+                .map_err(|e| self.planning_error(e))?;
+            suppression = Some(s);
+        }
         let masked_by_purpose = self.purpose.is_some();
         let mut policies: Vec<String> = tables
             .iter()
@@ -359,7 +486,7 @@ impl Session {
                 datasets: tables.into_iter().collect(),
                 columns: inspect::columns(&optimized).into_iter().collect(),
                 policies,
-                person_lookup,
+                person_lookup: findings.singles_out,
                 purpose: self.purpose.clone(),
             },
         })
@@ -379,13 +506,16 @@ impl Session {
                 Error::Query(format!("there is no table `{name}`"))
             };
         }
+        // Planning reads no rows: its errors are about the query's text and the caller's own
+        // tables and columns. Anything else (constant folding, the engine) is told as a fixed
+        // message.
         match root {
             DataFusionError::SQL(..)
             | DataFusionError::Plan(..)
             | DataFusionError::SchemaError(..)
             | DataFusionError::NotImplemented(..)
             | DataFusionError::Configuration(..) => Error::Query(msg),
-            _ => Error::Internal(msg),
+            _ => errors::execution(e),
         }
     }
 
@@ -409,7 +539,7 @@ impl Session {
         .await
         .map_err(|_| self.time_limit())?
         .map_err(|e| self.planning_error(e))?;
-        let stream = execute_stream(physical, state.task_ctx()).map_err(execution_error)?;
+        let stream = execute_stream(physical, state.task_ctx()).map_err(errors::execution)?;
         let schema = match &query.suppression {
             Some(s) => s.schema(),
             None => stream.schema(),
@@ -460,25 +590,6 @@ fn missing_table(msg: &str) -> Option<String> {
     let rest = &msg[start..];
     let end = rest.find("' not found")?;
     Some(rest[..end].rsplit('.').next()?.to_string())
-}
-
-fn execution_error(e: DataFusionError) -> Error {
-    let root = e.find_root();
-    match root {
-        DataFusionError::ResourcesExhausted(m) => Error::Limit(format!(
-            "the query needs more memory than its limit allows: {}",
-            first_line(m)
-        )),
-        DataFusionError::ArrowError(..) | DataFusionError::Execution(..) => {
-            // Runtime errors in the caller's expressions (a bad cast, division by zero).
-            Error::Query(first_line(&root.to_string()))
-        }
-        other => {
-            // Details (which may name storage paths) go to the log, not to the caller.
-            tracing::warn!(error = %other, "query failed");
-            Error::Internal("the query failed inside the engine; the server log has details".into())
-        }
-    }
 }
 
 /// A running query's result batches, suppressed and limited.
@@ -543,7 +654,7 @@ impl Stream for QueryStream {
             }
             Poll::Ready(Some(Err(e))) => {
                 self.done = true;
-                return Poll::Ready(Some(Err(execution_error(e))));
+                return Poll::Ready(Some(Err(errors::execution(e))));
             }
             Poll::Ready(Some(Ok(b))) => b,
         };

@@ -1,8 +1,9 @@
 //! Aggregate-only roles: the query must end in an aggregation, and a cell describing fewer than
-//! the threshold of people is not shown. The plan is rewritten to count the rows behind each
-//! result row (`count(*)` added to the aggregation and carried up to the result); a count below
-//! the threshold is shown as `<N`, and any other aggregate of such a small group is left empty,
-//! because the sum of one person's income is that person's income.
+//! the threshold of people is not shown. The plan is rewritten to count the distinct persons (or
+//! households) behind each result row — not its rows: one person's twelve tax months are one
+//! person — by their pseudonymous key, added to the aggregation and carried up to the result; a
+//! count of such a cell is shown as `<N`, and any other aggregate of it is left empty, because
+//! the sum of one person's income is that person's income.
 
 use std::sync::Arc;
 
@@ -12,10 +13,10 @@ use arrow::compute::{cast, nullif};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::Column;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::functions_aggregate::expr_fn::count;
-use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, Projection, lit};
+use datafusion::functions_aggregate::expr_fn::count_distinct;
+use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, Projection};
 
-use crate::inspect::identifying_columns;
+use crate::lineage::{self, Reveals};
 
 const CELL_N: &str = "__hedui_cell_n";
 /// Aggregates that do not reveal one person's value on their own.
@@ -62,15 +63,11 @@ fn add_cell_count(plan: &LogicalPlan) -> Result<LogicalPlan, String> {
     };
     match plan {
         LogicalPlan::Aggregate(a) => {
-            let ids = identifying_columns();
-            for g in &a.group_expr {
-                if let Some(c) = g.column_refs().into_iter().find(|c| ids.contains(&c.name)) {
-                    return Err(refuse(&format!(
-                        "grouping by `{}` shows single persons",
-                        c.name
-                    )));
-                }
-            }
+            let unit = counted_unit(&a.input).ok_or_else(|| {
+                refuse(
+                    "the rows aggregated must carry the person or household they are about (a `_key` or household number column), so that small cells can be counted in persons",
+                )
+            })?;
             for e in &a.aggr_expr {
                 let mut name = None;
                 let _ = e.apply(|e| {
@@ -89,7 +86,7 @@ fn add_cell_count(plan: &LogicalPlan) -> Result<LogicalPlan, String> {
                 }
             }
             let mut aggr = a.aggr_expr.clone();
-            aggr.push(count(lit(1)).alias(CELL_N));
+            aggr.push(count_distinct(unit).alias(CELL_N));
             Aggregate::try_new(a.input.clone(), a.group_expr.clone(), aggr)
                 .map(LogicalPlan::Aggregate)
                 .map_err(|e| e.to_string())
@@ -111,6 +108,25 @@ fn add_cell_count(plan: &LogicalPlan) -> Result<LogicalPlan, String> {
         }
         _ => Err(refuse("the result is not an aggregation")),
     }
+}
+
+/// The column of an aggregation's input that says whom a row is about: the first pseudonymous
+/// ID key, else the first other identifying column (a household number).
+fn counted_unit(input: &LogicalPlan) -> Option<Expr> {
+    let (classes, _) = lineage::analyse(input);
+    let schema = input.schema();
+    let identifying: Vec<usize> = classes
+        .all()
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| **r == Reveals::Identifier)
+        .map(|(i, _)| i)
+        .collect();
+    let key = identifying
+        .iter()
+        .find(|i| schema.field(**i).name().ends_with("_key"))
+        .or(identifying.first())?;
+    Some(Expr::Column(Column::from(schema.qualified_field(*key))))
 }
 
 /// An expression without its aliases (the SQL planner can stack two: `count(*) AS n`).

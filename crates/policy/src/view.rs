@@ -1,107 +1,158 @@
-//! The policy of a grant as a view: the dataset's columns with masks applied and its rows
-//! filtered to the caller's region. The caller's session knows the dataset only as this view,
-//! so every query, whatever it says, reads through it; DataFusion inlines the view into the
-//! query's plan, where the region filter and masks are ordinary plan nodes.
+//! The policy of a grant as a view: the dataset's columns shown as their sensitivity class
+//! allows, over a scan that yields only the caller's rows. The caller's session knows the
+//! dataset only as this view; DataFusion inlines it into every query's plan, where the masks
+//! are plan nodes whatever the SQL says.
+//!
+//! What a masked view shows of each class (README, "What a masked view shows"):
+//! - identifier: a resident ID only its six-digit region prefix, a name only its surname, an ID
+//!   key or an identifying number (household, personal, plate) only a keyed pseudonym, which
+//!   still joins; the raw ID nothing;
+//! - quasi-identifier: a date only its year; a sex, code or region code as it is; text nothing;
+//! - personal: nothing;
+//! - public and lineage columns: as they are.
+//!
+//! Together that is at most region, birth year and sex, from which no ID can be rebuilt: the
+//! month and day of birth and the three-digit sequence number are never shown.
+
+use std::sync::Arc;
 
 use arrow::datatypes::DataType;
-use hedui_model::{ColumnType, DatasetDef, RegionScope};
+use datafusion::common::{Column, ScalarValue};
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableSource};
+use hedui_model::{ColumnDef, ColumnType, DatasetDef, Sensitivity};
 
 use crate::grant::Grant;
+use crate::masks::Masks;
 
-pub const PSEUDONYM_FN: &str = "hedui_pseudonym";
-
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
+/// How one stored column appears in a view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    Clear,
+    Hidden,
+    IdPrefix,
+    Surname,
+    Year,
+    PseudonymKey,
+    PseudonymText,
 }
 
-fn sql_type(t: &DataType) -> String {
-    match t {
-        DataType::Utf8 => "VARCHAR".into(),
-        DataType::Int64 => "BIGINT".into(),
-        DataType::Int32 => "INT".into(),
-        DataType::Date32 => "DATE".into(),
-        DataType::Boolean => "BOOLEAN".into(),
-        DataType::Decimal128(p, s) => format!("DECIMAL({p}, {s})"),
-        DataType::Timestamp(_, _) => "TIMESTAMP".into(),
-        _ => "VARCHAR".into(),
+/// The column of `def` a stored field belongs to (an ID's `_key` and `_raw` belong to the ID).
+fn column_of<'a>(def: &'a DatasetDef, field: &str) -> Option<&'a ColumnDef> {
+    def.columns.iter().find(|c| {
+        c.name == field
+            || (c.ty == ColumnType::ResidentId
+                && (field == format!("{}_key", c.name) || field == format!("{}_raw", c.name)))
+    })
+}
+
+fn shown(def: &DatasetDef, field: &str, grant: &Grant, masked: bool) -> Shown {
+    let column = column_of(def, field);
+    if grant.hide.contains(field) || column.is_some_and(|c| grant.hide.contains(&c.name)) {
+        return Shown::Hidden;
+    }
+    // Lineage columns (`_source`, `_batch`, `_row`, `_ingested_at`) say where a row came from.
+    let Some(c) = column else {
+        return Shown::Clear;
+    };
+    if !masked {
+        return Shown::Clear;
+    }
+    match (c.class, c.ty) {
+        (Sensitivity::Identifier, ColumnType::ResidentId) if field == c.name => Shown::IdPrefix,
+        (Sensitivity::Identifier, ColumnType::ResidentId) if field.ends_with("_key") => {
+            Shown::PseudonymKey
+        }
+        (Sensitivity::Identifier, ColumnType::ResidentId) => Shown::Hidden,
+        (Sensitivity::Identifier, ColumnType::Name) => Shown::Surname,
+        (Sensitivity::Identifier, _) => Shown::PseudonymText,
+        (Sensitivity::QuasiIdentifier, ColumnType::Date | ColumnType::Month) => Shown::Year,
+        (
+            Sensitivity::QuasiIdentifier,
+            ColumnType::Sex | ColumnType::Code | ColumnType::RegionCode | ColumnType::Int,
+        ) => Shown::Clear,
+        (Sensitivity::QuasiIdentifier, _) | (Sensitivity::Personal, _) => Shown::Hidden,
+        (Sensitivity::Public, _) => Shown::Clear,
     }
 }
 
-/// `420502199001011234` -> `420502********1234`.
-pub fn mask_id_sql(col: &str) -> String {
-    let c = quote(col);
-    format!(
-        "CASE WHEN {c} IS NULL THEN NULL ELSE concat(substr({c}, 1, 6), '********', substr({c}, 15, 4)) END"
-    )
-}
-
-/// `张三丰` -> `张*`.
-pub fn mask_name_sql(col: &str) -> String {
-    let c = quote(col);
-    format!("CASE WHEN {c} IS NULL THEN NULL ELSE concat(substr({c}, 1, 1), '*') END")
-}
-
-/// The rows of a region: the predicate for a dataset's region scope. `region` is digits only
-/// (checked when the token was verified), so it is safe as a literal.
-fn region_predicate(scope: &RegionScope, region: &str) -> String {
-    debug_assert!(hedui_auth::valid_region(region));
-    let persons_in =
-        format!("SELECT person_id_key FROM persons WHERE starts_with(region_code, '{region}')");
-    match scope {
-        RegionScope::Column(c) => format!("starts_with({}, '{region}')", quote(c)),
-        RegionScope::Person(c) => format!("{} IN ({persons_in})", quote(&format!("{c}_key"))),
-        RegionScope::Household(c) => format!(
-            "{} IN (SELECT h.household_no FROM dibao_households h JOIN persons p \
-             ON h.head_id_key = p.person_id_key WHERE starts_with(p.region_code, '{region}'))",
-            quote(c)
-        ),
-    }
-}
-
-/// The view's SQL over the lake's own table of the dataset.
-pub fn view_sql(def: &DatasetDef, grant: &Grant, masked: bool) -> String {
+/// The view of `def` for `grant`, over `source` (the dataset's scan, already scoped to the
+/// caller's rows).
+pub fn view_plan(
+    def: &DatasetDef,
+    grant: &Grant,
+    masked: bool,
+    source: Arc<dyn TableSource>,
+    masks: &Masks,
+) -> DfResult<LogicalPlan> {
     let schema = def.arrow_schema();
-    let mut select = Vec::new();
+    let mut select = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         let name = field.name();
-        let column = def.columns.iter().find(|c| {
-            c.name == *name
-                || (c.ty == ColumnType::ResidentId
-                    && (*name == format!("{}_key", c.name) || *name == format!("{}_raw", c.name)))
-        });
-        let null = format!(
-            "CAST(NULL AS {}) AS {}",
-            sql_type(field.data_type()),
-            quote(name)
-        );
-        let expr = match column {
-            _ if grant.hide.contains(name.as_str())
-                || column.is_some_and(|c| grant.hide.contains(&c.name)) =>
-            {
-                null
-            }
-            Some(c) if masked && c.ty == ColumnType::ResidentId => {
-                if *name == c.name {
-                    format!("{} AS {}", mask_id_sql(name), quote(name))
-                } else if name.ends_with("_key") {
-                    // Still joins across datasets, but is not the ID.
-                    format!("{PSEUDONYM_FN}({}) AS {}", quote(name), quote(name))
-                } else {
-                    null
-                }
-            }
-            Some(c) if masked && c.ty == ColumnType::Name => {
-                format!("{} AS {}", mask_name_sql(name), quote(name))
-            }
-            Some(c) if masked && c.personal => null,
-            _ => quote(name),
+        let column = Expr::Column(Column::new(Some(def.name.as_str()), name));
+        let expr = match shown(def, name, grant, masked) {
+            Shown::Clear => column,
+            Shown::Hidden => typed_null(field.data_type())?,
+            Shown::IdPrefix => masks.id_prefix(column),
+            Shown::Surname => masks.surname(column),
+            Shown::Year => masks.year(column),
+            Shown::PseudonymKey => masks.pseudonym_key(column),
+            Shown::PseudonymText => masks.pseudonym_text(column),
         };
-        select.push(expr);
+        select.push(expr.alias(name));
     }
-    let mut sql = format!("SELECT {} FROM {}", select.join(", "), quote(&def.name));
-    if let (Some(region), Some(scope)) = (&grant.region, &def.region) {
-        sql.push_str(" WHERE ");
-        sql.push_str(&region_predicate(scope, region));
+    LogicalPlanBuilder::scan(def.name.as_str(), source, None)?
+        .project(select)?
+        .build()
+}
+
+fn typed_null(ty: &DataType) -> DfResult<Expr> {
+    Ok(Expr::Literal(ScalarValue::try_from(ty)?, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Unmask;
+    use hedui_model::Catalog;
+
+    fn grant(dataset: &str) -> Grant {
+        Grant {
+            dataset: dataset.into(),
+            region: None,
+            unmask: Unmask::Never,
+            hide: Default::default(),
+            aggregate_only: false,
+            policy: "test".into(),
+        }
     }
-    sql
+
+    /// The rule of the module, column by column, for every shipped dataset: nothing that
+    /// identifies is shown in clear, and of quasi-identifying dates only the year.
+    #[test]
+    fn masked_views_show_each_class_as_documented() {
+        for def in Catalog::builtin().iter() {
+            let g = grant(&def.name);
+            for field in def.arrow_schema().fields() {
+                let name = field.name().as_str();
+                let how = shown(def, name, &g, true);
+                let Some(c) = column_of(def, name) else {
+                    assert_eq!(how, Shown::Clear, "{}.{name}", def.name);
+                    continue;
+                };
+                let ok = match c.class {
+                    Sensitivity::Identifier => how != Shown::Clear && how != Shown::Year,
+                    Sensitivity::QuasiIdentifier => match c.ty {
+                        ColumnType::Date | ColumnType::Month => how == Shown::Year,
+                        ColumnType::Text | ColumnType::Name => how == Shown::Hidden,
+                        _ => how == Shown::Clear,
+                    },
+                    Sensitivity::Personal => how == Shown::Hidden,
+                    Sensitivity::Public => how == Shown::Clear,
+                };
+                assert!(ok, "{}.{name} ({:?}) shown as {how:?}", def.name, c.class);
+                assert_eq!(shown(def, name, &g, false), Shown::Clear);
+            }
+        }
+    }
 }

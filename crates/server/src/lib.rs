@@ -45,9 +45,36 @@ pub struct AppState {
     pub household_tests: hedui_engine::household::HouseholdTests,
     /// Person-rule hits and registry regions of the lake version served, once computed.
     pub person_checks: precomputed::PersonChecks,
+    /// The datasets each rule reads, once planned: a caller sees a rule's hits only if granted
+    /// them all.
+    pub rule_datasets: tokio::sync::OnceCell<
+        std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    >,
 }
 
 impl AppState {
+    /// The datasets each rule reads.
+    pub async fn rule_datasets(
+        &self,
+    ) -> std::result::Result<
+        &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        hedui_engine::Error,
+    > {
+        self.rule_datasets
+            .get_or_try_init(|| async {
+                let engine = self.policy.engine();
+                let mut out = std::collections::BTreeMap::new();
+                for rule in self.rules.iter() {
+                    out.insert(
+                        rule.id.clone(),
+                        engine.rule_datasets(rule, &self.rule_params).await?,
+                    );
+                }
+                Ok(out)
+            })
+            .await
+    }
+
     /// Precompute the person checks of the version now served (no-op when done or underway).
     pub async fn refresh_person_checks(&self) {
         let engine = self.policy.engine();

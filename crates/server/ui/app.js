@@ -374,7 +374,7 @@ async function dataPage() {
         h("td", { class: "num" }, b.rows_quarantined ? h("span", { class: "badge amber" }, String(b.rows_quarantined)) : "0"), h("td", { class: "num" }, String(b.rows_duplicate)), h("td", {}, b.as_of || ""))))),
     h("h2", {}, "隔离区 Quarantine（原因 reasons）"), q);
   try {
-    const r = await api("/api/v1/sql", { method: "POST", json: { sql: "SELECT dataset, source_file, source_row, reasons FROM quarantine ORDER BY source_file, source_row LIMIT 500", format: "json" } });
+    const r = await api("/api/v1/sql", { method: "POST", json: { sql: "SELECT dataset, source_file, source_row, coalesce(reasons, reason_codes) AS reasons FROM quarantine ORDER BY source_file, source_row LIMIT 500", format: "json" } });
     q.replaceChildren(h("table", { id: "quarantine-table" }, h("tr", {}, ["数据集 dataset", "文件 file", "行 row", "原因 reasons"].map(t => h("th", {}, t))),
       r.rows.map(x => h("tr", {}, h("td", {}, x.dataset), h("td", {}, x.source_file), h("td", { class: "num" }, String(x.source_row)), h("td", {}, x.reasons)))));
   } catch (e) { q.replaceChildren(errorBox(e)); }

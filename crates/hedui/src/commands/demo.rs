@@ -133,7 +133,8 @@ pub async fn run(dir: &Path, persons: u64, seed: u64, serve: Serve) -> Result<Ex
             let token = auth.issue(&hedui_auth::TokenRequest {
                 subject: format!("demo-{role}"),
                 roles: vec![role.parse().expect("a role")],
-                region: None,
+                // Reviewers work a region; the demo's are the city office's (宜昌市, 4205).
+                region: matches!(*role, "reviewer" | "dibao_reviewer").then(|| "4205".to_string()),
                 department: None,
                 ttl: std::time::Duration::from_secs(12 * 3600),
             })?;

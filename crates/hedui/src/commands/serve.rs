@@ -64,6 +64,7 @@ pub async fn serve_with(
         person_checks: hedui_server::precomputed::PersonChecks::new(
             cfg.server.precompute_person_checks,
         ),
+        rule_datasets: Default::default(),
     });
     let audit_path = cfg.audit_path(lake);
     hedui_server::serve(state, Listen { http, pg }, |http, pg| {

@@ -81,7 +81,7 @@ async fn person_lookups_need_a_purpose() {
     }
     let household = "SELECT * FROM dibao_members WHERE household_no IN ('DB001', 'DB002')";
     let m = refused(Role::DibaoReviewer, Some(DISTRICT), None, household).await;
-    assert!(m.contains("household_no"), "{m}");
+    assert!(m.contains("purpose"), "{m}");
     let f = fixture().await;
     // With a purpose it runs; aggregate questions never needed one.
     rows(

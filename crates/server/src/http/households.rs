@@ -69,7 +69,8 @@ pub async fn verify(
         "household verification of {} members",
         body.members.len()
     ));
-    if !may_verify(&caller) {
+    // A token without the claims its policies need (a region) is granted nothing.
+    if !may_verify(&caller) || state.policy.grants(&caller.identity).is_empty() {
         let err = refused(format!(
             "household verification is for dibao reviewers, not {}",
             caller.identity.roles_text()
@@ -117,16 +118,25 @@ pub async fn verify(
             return Err(fail(event, Outcome::Error, err).await);
         }
     };
-    // A reviewer of a region verifies the applicants registered there.
+    // A reviewer of a region verifies households registered there: every member, not only the
+    // applicant (a member registered elsewhere would show another region's incomes and assets).
+    // A member the registry does not know is noted as such, under the applicant's authorisation.
     if let Some(region) = &caller.identity.region {
-        let applicant = &report.members[0];
-        if !applicant
-            .region_code
-            .as_deref()
-            .is_some_and(|r| r.starts_with(region.as_str()))
-        {
+        let outside: Vec<&str> = report
+            .members
+            .iter()
+            .filter(|m| {
+                m.region_code
+                    .as_deref()
+                    .is_some_and(|r| !r.starts_with(region.as_str()))
+                    || (m.registered && m.region_code.is_none())
+            })
+            .map(|m| m.person_id.as_str())
+            .collect();
+        if !outside.is_empty() {
             let err = refused(format!(
-                "the applicant is not registered in your region {region}; the reviewer of their region verifies them"
+                "{} of the members are not registered in your region {region}; the reviewer of their region verifies them",
+                outside.len()
             ));
             return Err(fail(event, Outcome::Refused, err).await);
         }

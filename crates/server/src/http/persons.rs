@@ -120,12 +120,32 @@ pub async fn check(
         );
         return Err(fail(event, Outcome::Refused, err).await);
     }
+    // Only the rules whose every dataset the caller's policy grants: a reviewer of pensions
+    // does not learn of a prison term from a rule that reads the prison register unless they may
+    // read it.
+    let reads = match state.rule_datasets().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "planning the rules failed");
+            let err = ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "a rule failed; the server log has details",
+            );
+            return Err(fail(event, Outcome::Error, err).await);
+        }
+    };
+    let granted = |rule: &hedui_engine::rules::RuleDef| {
+        reads
+            .get(&rule.id)
+            .is_some_and(|ds| ds.iter().all(|d| session.grants().contains_key(d)))
+    };
     let mut results = Vec::new();
     let mut hits = 0u64;
     for rule in state
         .rules
         .iter()
-        .filter(|r| r.subject == SubjectKind::Person)
+        .filter(|r| r.subject == SubjectKind::Person && granted(r))
     {
         let found = match &index {
             Some(index) => index

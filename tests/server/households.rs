@@ -9,7 +9,7 @@ use super::*;
 #[test]
 fn a_household_is_verified_against_every_source_with_its_authorisation() {
     let srv = start_checked(None);
-    let dibao = token(&srv.lake, "dibao_reviewer", None);
+    let dibao = token(&srv.lake, "dibao_reviewer", Some(CITY));
     // A household R5 flagged: its verification must find the same kind of item.
     let (_, r5) = call(
         &srv,

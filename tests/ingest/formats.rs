@@ -235,7 +235,7 @@ fn legacy_xls_workbook_with_two_sheets() {
     let data = dir.path().join("data");
     std::fs::create_dir_all(data.join("民政")).unwrap();
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/legacy_cremations_2019.xls");
+        .join("../../tests/fixtures/legacy_cremations_2019.xls");
     std::fs::copy(fixture, data.join("民政/殡葬火化登记_2019.xls")).unwrap();
     let lake = dir.path().join("lake");
     let report = ingest(&data, &lake);

@@ -27,8 +27,8 @@ fn rules_of(page: &Value) -> std::collections::BTreeSet<String> {
 #[test]
 fn reviewers_work_their_cases_through_every_step() {
     let srv = start_checked(None);
-    let reviewer = token(&srv.lake, "reviewer", None);
-    let dibao = token(&srv.lake, "dibao_reviewer", None);
+    let reviewer = token(&srv.lake, "reviewer", Some(CITY));
+    let dibao = token(&srv.lake, "dibao_reviewer", Some(CITY));
     let auditor = token(&srv.lake, "auditor", None);
     let analyst = token(&srv.lake, "analyst", None);
     let connector = token(&srv.lake, "connector", None);
@@ -357,7 +357,7 @@ fn late_cases_climb_a_level_with_a_new_deadline() {
         "[cases.workflow]\ndefault_deadline_days = 0\nescalation_days = 3\n[cases.workflow.deadline_days]\nR5 = 60\n",
     ));
     let admin = token(&srv.lake, "admin", None);
-    let reviewer = token(&srv.lake, "reviewer", None);
+    let reviewer = token(&srv.lake, "reviewer", Some(CITY));
     std::thread::sleep(std::time::Duration::from_millis(1_100));
     let (_, overdue) = call(
         &srv,

@@ -13,7 +13,8 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket};
 
-use super::*;
+use crate::common::*;
+use crate::server::*;
 
 /// Where the screenshots go: kept after the run, for people to look at.
 fn artefacts() -> PathBuf {
@@ -219,7 +220,7 @@ impl Browser {
 #[test]
 fn a_dibao_reviewers_day_in_the_browser() {
     let srv = start_checked(None);
-    let token = token(&srv.lake, "dibao_reviewer", None);
+    let token = token(&srv.lake, "dibao_reviewer", Some(CITY));
     let base = format!("http://{}/ui/", srv.http);
     let mut b = Browser::launch();
 
@@ -271,25 +272,25 @@ fn a_dibao_reviewers_day_in_the_browser() {
 
     // Assign by region, verify, confirm with the amount, record the recovery.
     b.click("#form-assign button");
-    b.wait_for("document.querySelector('#case-state').innerText.includes('已分派')");
+    b.wait_for("document.querySelector('#case-state')?.innerText.includes('已分派')");
     assert!(b.text("#case-info").contains("grid-"));
     b.fill(
         "#form-verifying textarea",
         "已预约入户调查 home visit booked",
     );
     b.click("#form-verifying button");
-    b.wait_for("document.querySelector('#case-state').innerText.includes('核查中')");
+    b.wait_for("document.querySelector('#case-state')?.innerText.includes('核查中')");
     b.fill(
         "#form-confirmed textarea",
         "入户核实：家庭有登记在用的小汽车",
     );
     b.click("#form-confirmed button");
-    b.wait_for("document.querySelector('#case-state').innerText.includes('已确认')");
+    b.wait_for("document.querySelector('#case-state')?.innerText.includes('已确认')");
     b.fill("#form-recovered input[name=amount]", "1200.00");
     b.fill("#form-recovered input[name=on]", "2026-11-20");
     b.fill("#form-recovered textarea", "已全额退回");
     b.click("#form-recovered button");
-    b.wait_for("document.querySelector('#case-state').innerText.includes('已追回')");
+    b.wait_for("document.querySelector('#case-state')?.innerText.includes('已追回')");
     let history = b.text("#history");
     assert_eq!(
         history.lines().filter(|l| !l.trim().is_empty()).count(),

@@ -5,7 +5,6 @@
 
 mod api;
 mod audit;
-mod browser;
 mod households;
 mod interfaces;
 mod workflow;
@@ -330,6 +329,8 @@ pub fn via_cli(srv: &Server, token: &str, sql: &str) -> Answer {
 }
 
 pub const DISTRICT: &str = "420502";
+/// The whole generated city (宜昌市): a city-level office's region.
+pub const CITY: &str = "4205";
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -1,0 +1,4 @@
+mod accounting;
+mod crash;
+mod formats;
+mod redelivery;
