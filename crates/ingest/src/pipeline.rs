@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use hedui_lake::{BatchWriter, LakeWriter};
-use hedui_model::Value;
 use hedui_model::value::Cell;
 use hedui_model::value::Parser;
 use hedui_model::value::text::normalise_header;
+use hedui_model::{DatasetDef, Value};
 
 use crate::connector::{self, RawRow, Table, encoding};
 use crate::mapping::{ColumnMap, Format, Mapping, Replaces, Target};
@@ -458,7 +458,8 @@ fn read_table(
                 rel,
                 table.sheet.as_deref(),
                 &row,
-                &resolved.header,
+                &resolved,
+                &target.dataset,
                 &reasons,
                 location.as_deref(),
             )?;
@@ -481,19 +482,35 @@ fn quarantine(
     rel: &str,
     sheet: Option<&str>,
     row: &RawRow,
-    header: &[String],
+    resolved: &Resolved,
+    def: &DatasetDef,
     reasons: &[(String, &'static str)],
     location: Option<&str>,
 ) -> Result<()> {
+    let header = &resolved.header;
     let mut raw = serde_json::Map::new();
+    let mut masked = serde_json::Map::new();
     for (i, cell) in row.cells.iter().enumerate() {
         let key = match header.get(i) {
             Some(h) if !h.is_empty() && !raw.contains_key(h) => h.clone(),
             _ => format!("_column_{}", i + 1),
         };
-        raw.insert(key, serde_json::Value::String(text_of(cell)));
+        let text = text_of(cell);
+        // A cell no column takes is not known to be harmless: null.
+        let shown = resolved
+            .columns
+            .iter()
+            .find(|(_, at)| *at == Some(i))
+            .and_then(|(c, _)| def.column(&c.column))
+            .and_then(|c| c.mask_raw(&text));
+        masked.insert(
+            key.clone(),
+            shown.map_or(serde_json::Value::Null, serde_json::Value::String),
+        );
+        raw.insert(key, serde_json::Value::String(text));
     }
     let raw = serde_json::Value::Object(raw).to_string();
+    let masked = serde_json::Value::Object(masked).to_string();
     let reasons_text = reasons
         .iter()
         .map(|(r, _)| r.as_str())
@@ -505,6 +522,7 @@ fn quarantine(
         sheet.map_or(Value::Null, |s| Value::Text(s.to_string())),
         Value::Int(row.number as i64),
         Value::Text(raw),
+        Value::Text(masked),
         Value::Text(reasons_text),
         Value::Text(
             reasons
@@ -514,7 +532,7 @@ fn quarantine(
                 .join(","),
         ),
     ];
-    batch.append("quarantine", &values, &[""; 7], location, row.number as i64)?;
+    batch.append("quarantine", &values, &[""; 8], location, row.number as i64)?;
     Ok(())
 }
 

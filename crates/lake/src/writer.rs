@@ -337,6 +337,7 @@ mod tests {
             Value::Null,
             Value::Int(2),
             Value::Text(normalise_text(text)),
+            Value::Text("{}".into()),
             Value::Text("why".into()),
             Value::Text("code".into()),
         ]
@@ -394,7 +395,7 @@ mod tests {
         let mut lake = LakeWriter::open(dir.path()).unwrap();
         let mut batch = lake.begin("src", "f.csv", "aaaaaaaaaaaa", 10);
         batch
-            .append("quarantine", &row("{}"), &[""; 7], None, 2)
+            .append("quarantine", &row("{}"), &[""; 8], None, 2)
             .unwrap();
         let first = batch.batch_id().to_string();
         assert_eq!(
@@ -420,7 +421,7 @@ mod tests {
 
         let mut batch = lake.begin("src", "f.csv", "bbbbbbbbbbbb", 10);
         batch
-            .append("quarantine", &row("{}"), &[""; 7], None, 2)
+            .append("quarantine", &row("{}"), &[""; 8], None, 2)
             .unwrap();
         lake.commit(batch, counts, None, vec![first.clone()])
             .unwrap();
@@ -450,7 +451,7 @@ mod tests {
             let mut batch = lake.begin("src", "f.csv", "cccccccccccc", 10);
             for _ in 0..(ROWS_PER_FLUSH + 1) {
                 batch
-                    .append("quarantine", &row("{}"), &[""; 7], None, 2)
+                    .append("quarantine", &row("{}"), &[""; 8], None, 2)
                     .unwrap();
             }
             // Dropped without commit, as if the process died: a Parquet file is on disk.

@@ -103,6 +103,33 @@ pub enum RegionScope {
 }
 
 impl ColumnDef {
+    /// A value of this column as delivered, masked as its class says (the text form of the rule
+    /// the policy views apply to stored values); `None` where nothing of it may be shown. Used
+    /// for the quarantine, whose raw values were never parsed.
+    pub fn mask_raw(&self, raw: &str) -> Option<String> {
+        let raw = raw.trim();
+        match (self.class, self.ty) {
+            (Sensitivity::Public, _) => Some(raw.to_string()),
+            (Sensitivity::Identifier, ColumnType::ResidentId) => {
+                let prefix: String = raw.chars().take(6).collect();
+                (prefix.chars().count() == 6 && prefix.chars().all(|c| c.is_ascii_digit()))
+                    .then(|| format!("{prefix}************"))
+            }
+            (Sensitivity::Identifier, ColumnType::Name) => {
+                raw.chars().next().map(|c| format!("{c}*"))
+            }
+            (Sensitivity::QuasiIdentifier, ColumnType::Date | ColumnType::Month) => {
+                let year: String = raw.chars().take(4).collect();
+                (year.len() == 4 && year.chars().all(|c| c.is_ascii_digit())).then_some(year)
+            }
+            (
+                Sensitivity::QuasiIdentifier,
+                ColumnType::Sex | ColumnType::Code | ColumnType::RegionCode | ColumnType::Int,
+            ) => Some(raw.to_string()),
+            _ => None,
+        }
+    }
+
     pub fn scale(&self) -> u32 {
         match self.ty {
             ColumnType::Money => 2,
@@ -397,5 +424,21 @@ synonyms = { "b" = "c" }
             .unwrap_err()
             .to_string();
         assert!(err.contains("identifier"), "{err}");
+    }
+
+    #[test]
+    fn raw_values_are_masked_by_their_columns_class() {
+        let persons = Catalog::builtin().get("persons").unwrap();
+        let mask = |c: &str, v: &str| persons.column(c).unwrap().mask_raw(v);
+        assert_eq!(
+            mask("person_id", "42050219500101123X").as_deref(),
+            Some("420502************")
+        );
+        assert_eq!(mask("person_id", "4.20502E+17"), None);
+        assert_eq!(mask("name", "张三丰").as_deref(), Some("张*"));
+        assert_eq!(mask("birth_date", "1950-01-01").as_deref(), Some("1950"));
+        assert_eq!(mask("address", "夷陵区某路 1 号"), None);
+        assert_eq!(mask("household_no", "H0001"), None);
+        assert_eq!(mask("status", "死亡").as_deref(), Some("死亡"));
     }
 }
