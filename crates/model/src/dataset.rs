@@ -247,6 +247,16 @@ impl DatasetDef {
         self.columns.iter().find(|c| c.name == name)
     }
 
+    /// The column a stored field belongs to: a resident ID's `_key` and `_raw` fields belong to
+    /// the ID. `None` for the lineage columns.
+    pub fn column_of_field(&self, field: &str) -> Option<&ColumnDef> {
+        self.columns.iter().find(|c| {
+            c.name == field
+                || (c.ty == ColumnType::ResidentId
+                    && (field == format!("{}_key", c.name) || field == format!("{}_raw", c.name)))
+        })
+    }
+
     /// The dataset's Arrow schema in the lake: its columns, then the lineage columns.
     pub fn arrow_schema(&self) -> SchemaRef {
         let mut fields: Vec<Field> = self.columns.iter().flat_map(ColumnDef::fields).collect();

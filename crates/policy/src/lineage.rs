@@ -12,7 +12,7 @@
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, DFSchemaRef, JoinType};
 use datafusion::logical_expr::{Expr, LogicalPlan, Operator, Subquery};
-use hedui_model::{Catalog, ColumnType, Sensitivity};
+use hedui_model::{Catalog, Sensitivity};
 
 use crate::masks::{self, Leaves};
 
@@ -68,12 +68,7 @@ fn stored(dataset: &str, field: &str) -> Reveals {
     let Ok(def) = Catalog::builtin().get(dataset) else {
         return Reveals::Nothing;
     };
-    let column = def.columns.iter().find(|c| {
-        c.name == field
-            || (c.ty == ColumnType::ResidentId
-                && (field == format!("{}_key", c.name) || field == format!("{}_raw", c.name)))
-    });
-    match column {
+    match def.column_of_field(field) {
         Some(c) if c.class == Sensitivity::Identifier => Reveals::Identifier,
         _ => Reveals::Nothing,
     }

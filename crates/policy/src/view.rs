@@ -20,7 +20,7 @@ use arrow::datatypes::DataType;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableSource};
-use hedui_model::{ColumnDef, ColumnType, DatasetDef, Sensitivity};
+use hedui_model::{ColumnType, DatasetDef, Sensitivity};
 
 use crate::grant::Grant;
 use crate::masks::Masks;
@@ -37,17 +37,8 @@ enum Shown {
     PseudonymText,
 }
 
-/// The column of `def` a stored field belongs to (an ID's `_key` and `_raw` belong to the ID).
-fn column_of<'a>(def: &'a DatasetDef, field: &str) -> Option<&'a ColumnDef> {
-    def.columns.iter().find(|c| {
-        c.name == field
-            || (c.ty == ColumnType::ResidentId
-                && (field == format!("{}_key", c.name) || field == format!("{}_raw", c.name)))
-    })
-}
-
 fn shown(def: &DatasetDef, field: &str, grant: &Grant, masked: bool) -> Shown {
-    let column = column_of(def, field);
+    let column = def.column_of_field(field);
     if grant.hide.contains(field) || column.is_some_and(|c| grant.hide.contains(&c.name)) {
         return Shown::Hidden;
     }
@@ -136,7 +127,7 @@ mod tests {
             for field in def.arrow_schema().fields() {
                 let name = field.name().as_str();
                 let how = shown(def, name, &g, true);
-                let Some(c) = column_of(def, name) else {
+                let Some(c) = def.column_of_field(name) else {
                     assert_eq!(how, Shown::Clear, "{}.{name}", def.name);
                     continue;
                 };
