@@ -3,6 +3,7 @@
 //! protocol (the real `psql`) and the extended one (a Rust client with prepared statements and
 //! bound values), and the command line. Each attack is refused or returns nothing it should not.
 
+mod privacy;
 mod side_doors;
 mod sql;
 
@@ -76,6 +77,9 @@ pub fn ask(srv: &Server, via: Via, token: &str, purpose: Option<&str>, sql: &str
         Via::Prepared => prepared(srv, token, purpose, sql, &[]),
         Via::Cli => {
             let mut cmd = hedui();
+            if let Some(c) = &srv.config {
+                cmd.arg("--config").arg(c);
+            }
             cmd.args(["sql", "--format", "json", "--token", token, "--lake"])
                 .arg(&srv.lake);
             if let Some(p) = purpose {

@@ -160,11 +160,19 @@ fn a_household_is_verified_against_every_source_with_its_authorisation() {
             .any(|e| e["action"] == "POST /api/v1/households/verify" && e["outcome"] == "refused")
     );
 
-    // A person no source knows: nothing disqualifies, pending the home visit.
-    let (s, report) = verify(
-        &dibao,
-        json!({"members": ["11010519491231002X"], "authorisation": "SQ-7"}),
+    // A person no source knows is outside every region's registry: a reviewer of a region
+    // cannot verify them (their session shows nothing of them); a city-wide one can, and
+    // nothing disqualifies, pending the home visit.
+    let stranger = json!({"members": ["11010519491231002X"], "authorisation": "SQ-7"});
+    let (s, refused) = verify(&dibao, stranger.clone());
+    assert_eq!(s, 403, "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("not in the household registry of your region")
     );
+    let admin = token(&srv.lake, "admin", None);
+    let (s, report) = verify(&admin, stranger);
     assert_eq!(s, 200, "{report}");
     assert_eq!(report["verdict"], "eligible");
     assert_eq!(report["per_capita_cents"], 0);

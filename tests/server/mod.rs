@@ -21,6 +21,8 @@ pub struct Server {
     pub http: String,
     pub pg: (String, u16),
     pub lake: PathBuf,
+    /// The hedui.toml the server runs with, for command-line runs beside it.
+    pub config: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -112,6 +114,7 @@ pub fn start_with(dir: tempfile::TempDir, lake: PathBuf, config: Option<PathBuf>
     // Keep draining stdout so the server never blocks on it.
     std::thread::spawn(move || for _ in lines {});
     Server {
+        config,
         child,
         http: http.unwrap(),
         pg: pg.unwrap(),
@@ -171,6 +174,17 @@ pub fn token(lake: &Path, role: &str, region: Option<&str>) -> String {
         cmd.args(["--region", r]);
     }
     run_ok(&mut cmd).trim().to_string()
+}
+
+/// A token of `role` for the subject `subject` (its own privacy budget).
+pub fn token_as(lake: &Path, role: &str, subject: &str) -> String {
+    run_ok(
+        hedui()
+            .args(["token", "--role", role, "--subject", subject, "--lake"])
+            .arg(lake),
+    )
+    .trim()
+    .to_string()
 }
 
 /// A minimal HTTP/1.1 client: status, headers (lower-cased) and the de-chunked body.

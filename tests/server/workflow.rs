@@ -317,8 +317,10 @@ fn reviewers_work_their_cases_through_every_step() {
     let (_, still_new) = call(&srv, "GET", "/api/v1/cases?state=new", &dibao, None);
     assert_eq!(still_new["total"], 0);
 
-    // The figures see the recovery.
-    let (_, stats) = call(&srv, "GET", "/api/v1/cases/stats", &analyst, None);
+    // The figures see the recovery: exact for those who read cases (an auditor); for those who
+    // see figures only (an analyst), with noise and its error bars, never the exact amount, and
+    // each look spends their privacy budget.
+    let (_, stats) = call(&srv, "GET", "/api/v1/cases/stats", &auditor, None);
     let recovered: i64 = stats["by_rule_region"]
         .as_array()
         .unwrap()
@@ -327,6 +329,30 @@ fn reviewers_work_their_cases_through_every_step() {
         .sum();
     assert_eq!(recovered, 123_450);
     assert_eq!(stats["recovered_by_month"][0], json!(["2026-11", 123_450]));
+    assert!(stats["privacy"].is_null());
+    let (_, noisy) = call(&srv, "GET", "/api/v1/cases/stats", &analyst, None);
+    let p = &noisy["privacy"];
+    assert!(p["epsilon"].as_f64().unwrap() > 0.0, "{noisy}");
+    assert!(p["cases_error_95"].as_f64().unwrap() > 0.0);
+    let (_, again) = call(&srv, "GET", "/api/v1/cases/stats", &analyst, None);
+    assert!(
+        again["privacy"]["spent"].as_f64().unwrap() > p["spent"].as_f64().unwrap(),
+        "the budget is spent: {again}"
+    );
+    let noisy_recovered: Vec<&Value> = noisy["recovered_by_month"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(again["recovered_by_month"].as_array().unwrap())
+        .collect();
+    assert!(
+        noisy_recovered.iter().all(|m| m[1] != json!(123_450)),
+        "an exact figure reached a figures-only role: {noisy_recovered:?}"
+    );
+    // Figures-only cells under the threshold are left out, not shown exactly.
+    for r in noisy["by_rule_region"].as_array().unwrap() {
+        assert!(r["cases"].as_i64().unwrap() >= 5, "{r}");
+    }
 
     // Every change is in the audit log with who did it, refusals too.
     let entries = audit_entries(&srv);

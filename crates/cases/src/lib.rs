@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
-pub use query::{CaseDetail, CaseEvent, CaseFilter, CasePage, Scope, Stats, Verification};
+pub use query::{Bounds, CaseDetail, CaseEvent, CaseFilter, CasePage, Scope, Stats, Verification};
 pub use state::State;
 pub use workflow::{DispatchRule, LEVELS, REJECT_REASONS, Step, WorkflowConfig, level_name};
 

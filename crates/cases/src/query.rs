@@ -77,6 +77,13 @@ pub struct CaseDetail {
     pub history: Vec<CaseEvent>,
 }
 
+/// How far one subject may move the figures (for figures released with noise).
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub cases_per_person: u32,
+    pub amount_cents: i64,
+}
+
 /// The dashboard's figures within a scope.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Stats {
@@ -336,9 +343,27 @@ impl CaseStore {
         })
     }
 
-    /// The dashboard's figures within a scope.
-    pub async fn stats(&self, scope: &Scope) -> Result<Stats> {
+    /// The dashboard's figures within a scope. With `bounds` (for figures released with noise), each
+    /// subject's cases count at most `cases_per_person` times (the rest left out at random)
+    /// and each case's amounts at most `amount_cents`.
+    pub async fn stats(&self, scope: &Scope, bounds: Option<Bounds>) -> Result<Stats> {
         let w = Where::scope(scope);
+        let cases = match bounds {
+            None => "cases".to_string(),
+            Some(b) => format!(
+                "(SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY subject ORDER BY random()) AS hedui_rank FROM cases) WHERE hedui_rank <= {}) AS cases",
+                b.cases_per_person
+            ),
+        };
+        let amount = |column: &str| match bounds {
+            None => column.to_string(),
+            Some(b) => format!("MAX(MIN({column}, {}), 0)", b.amount_cents),
+        };
+        let (amount_cents, confirmed_cents, recovered_cents) = (
+            amount("amount_cents"),
+            amount("confirmed_cents"),
+            amount("recovered_cents"),
+        );
         let where_sql = w.sql();
         let and = if where_sql.is_empty() {
             " WHERE "
@@ -349,10 +374,10 @@ impl CaseStore {
         for r in w
             .bind(sqlx::query(&format!(
                 "SELECT rule_id, region, COUNT(*) AS n, \
-                 CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) AS amount, \
-                 CAST(COALESCE(SUM(confirmed_cents), 0) AS BIGINT) AS confirmed, \
-                 CAST(COALESCE(SUM(recovered_cents), 0) AS BIGINT) AS recovered \
-                 FROM cases{where_sql} GROUP BY rule_id, region ORDER BY rule_id, region"
+                 CAST(COALESCE(SUM({amount_cents}), 0) AS BIGINT) AS amount, \
+                 CAST(COALESCE(SUM({confirmed_cents}), 0) AS BIGINT) AS confirmed, \
+                 CAST(COALESCE(SUM({recovered_cents}), 0) AS BIGINT) AS recovered \
+                 FROM {cases}{where_sql} GROUP BY rule_id, region ORDER BY rule_id, region"
             )))
             .fetch_all(self.pool())
             .await?
@@ -368,7 +393,7 @@ impl CaseStore {
         }
         for r in w
             .bind(sqlx::query(&format!(
-                "SELECT state, COUNT(*) AS n FROM cases{where_sql} GROUP BY state ORDER BY state"
+                "SELECT state, COUNT(*) AS n FROM {cases}{where_sql} GROUP BY state ORDER BY state"
             )))
             .fetch_all(self.pool())
             .await?
@@ -378,8 +403,8 @@ impl CaseStore {
         for r in w
             .bind(sqlx::query(&format!(
                 "SELECT SUBSTR(created_at, 1, 7) AS month, rule_id, COUNT(*) AS n, \
-                 CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) AS amount \
-                 FROM cases{where_sql} GROUP BY SUBSTR(created_at, 1, 7), rule_id ORDER BY month, rule_id"
+                 CAST(COALESCE(SUM({amount_cents}), 0) AS BIGINT) AS amount \
+                 FROM {cases}{where_sql} GROUP BY SUBSTR(created_at, 1, 7), rule_id ORDER BY month, rule_id"
             )))
             .fetch_all(self.pool())
             .await?
@@ -394,8 +419,8 @@ impl CaseStore {
         for r in w
             .bind(sqlx::query(&format!(
                 "SELECT SUBSTR(recovered_on, 1, 7) AS month, \
-                 CAST(COALESCE(SUM(recovered_cents), 0) AS BIGINT) AS amount \
-                 FROM cases{where_sql}{and}recovered_on IS NOT NULL \
+                 CAST(COALESCE(SUM({recovered_cents}), 0) AS BIGINT) AS amount \
+                 FROM {cases}{where_sql}{and}recovered_on IS NOT NULL \
                  GROUP BY SUBSTR(recovered_on, 1, 7) ORDER BY month"
             )))
             .fetch_all(self.pool())
@@ -412,7 +437,7 @@ impl CaseStore {
         );
         stats.overdue = w
             .bind(sqlx::query(&format!(
-                "SELECT COUNT(*) AS n FROM cases{}",
+                "SELECT COUNT(*) AS n FROM {cases}{}",
                 w.sql()
             )))
             .fetch_one(self.pool())

@@ -113,11 +113,14 @@ impl Engine {
     /// Run one rule for one subject only (a check at application time). `subject` must be a
     /// canonical resident ID or household number: it is checked to be letters and digits before
     /// it becomes a literal. The condition is pushed down into the rule's scans.
+    ///
+    /// The rows come from `source`: a caller's policy session, so the check sees only what the
+    /// caller may see.
     pub async fn run_rule_for(
-        &self,
         rule: &RuleDef,
         values: &BTreeMap<String, String>,
         subject: &str,
+        source: &dyn crate::RowSource,
     ) -> Result<Vec<Hit>> {
         if subject.is_empty() || !subject.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(Error::Query(format!("`{subject}` is not a subject")));
@@ -126,7 +129,8 @@ impl Engine {
             "SELECT * FROM ({}) AS hedui_rule WHERE hedui_rule.subject = '{subject}'",
             rule.render(values)?
         );
-        self.run_rule_sql(rule, sql).await
+        let batches = source.rows(&sql).await?;
+        hits_of(rule, &batches)
     }
 
     /// The canonical datasets a rule reads, through the views it uses (`deaths` reads the three
@@ -164,26 +168,32 @@ impl Engine {
             },
             other => other,
         })?;
-        let mut by_subject: BTreeMap<String, Building> = BTreeMap::new();
-        for batch in &batches {
-            collect(rule, batch, &mut by_subject)?;
-        }
-        let hits: Vec<Hit> = by_subject
-            .into_iter()
-            .map(|(subject, b)| Hit {
-                rule: rule.id.clone(),
-                rule_version: rule.version,
-                subject,
-                months: b.months.into_iter().collect(),
-                amount_cents: (!b.amounts.is_empty()).then(|| b.amounts.values().sum()),
-                evidence: b.evidence.into_iter().collect(),
-                details: b.details.into_iter().collect(),
-            })
-            .collect();
+        let hits = hits_of(rule, &batches)?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         tracing::info!(rule = %rule.id, rows, hits = hits.len(), ms = started.elapsed().as_millis() as u64, "rule ran");
         Ok(hits)
     }
+}
+
+/// A rule's result rows as hits, one per subject.
+fn hits_of(rule: &RuleDef, batches: &[RecordBatch]) -> Result<Vec<Hit>> {
+    let mut by_subject: BTreeMap<String, Building> = BTreeMap::new();
+    for batch in batches {
+        collect(rule, batch, &mut by_subject)?;
+    }
+    let hits: Vec<Hit> = by_subject
+        .into_iter()
+        .map(|(subject, b)| Hit {
+            rule: rule.id.clone(),
+            rule_version: rule.version,
+            subject,
+            months: b.months.into_iter().collect(),
+            amount_cents: (!b.amounts.is_empty()).then(|| b.amounts.values().sum()),
+            evidence: b.evidence.into_iter().collect(),
+            details: b.details.into_iter().collect(),
+        })
+        .collect();
+    Ok(hits)
 }
 
 fn collect(

@@ -61,7 +61,7 @@ impl Engine {
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
-                let parsed = self.json_rows(&sql).await?;
+                let parsed = json_rows(self, &sql).await?;
                 let wanted_pairs: HashSet<(&str, i64)> = chunk.iter().copied().collect();
                 for values in parsed {
                     let batch = values
@@ -90,26 +90,26 @@ impl Engine {
         }
         Ok(out)
     }
+}
 
-    /// A query's rows as JSON objects (column -> value), as reviewers are shown them.
-    pub(crate) async fn json_rows(
-        &self,
-        sql: &str,
-    ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
-        let (_, result) = self.lookup(sql).await?;
-        let mut buf = Vec::new();
-        {
-            let mut w = ArrayWriter::new(&mut buf);
-            for b in &result {
-                w.write(b)?;
-            }
-            w.finish()?;
+/// A query's rows as JSON objects (column -> value), as reviewers are shown them.
+pub(crate) async fn json_rows(
+    source: &dyn crate::RowSource,
+    sql: &str,
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+    let result = source.rows(sql).await?;
+    let mut buf = Vec::new();
+    {
+        let mut w = ArrayWriter::new(&mut buf);
+        for b in &result {
+            w.write(b)?;
         }
-        if buf.is_empty() {
-            return Ok(Vec::new());
-        }
-        serde_json::from_slice(&buf).map_err(|e| crate::Error::Query(e.to_string()))
+        w.finish()?;
     }
+    if buf.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(&buf).map_err(|e| crate::Error::Query(e.to_string()))
 }
 
 /// A lake row with where it came from: its batch's source and as-of date.

@@ -126,6 +126,12 @@ const SOURCES: &[(&str, &str, &str)] = &[
     ("dibao_members", "person_id_key", "dibao"),
 ];
 
+/// The datasets a verification reads: a caller's policy must grant them all, in clear with the
+/// applicant's authorisation, for the caller to verify households.
+pub fn source_datasets() -> impl Iterator<Item = &'static str> {
+    SOURCES.iter().map(|(d, _, _)| *d)
+}
+
 /// The month column of an income source.
 fn income_month_column(dataset: &str) -> Option<&'static str> {
     match dataset {
@@ -171,6 +177,7 @@ impl Engine {
         &self,
         members: &[ResidentId],
         tests: &HouseholdTests,
+        source: &dyn crate::RowSource,
     ) -> Result<HouseholdReport> {
         let snapshot = self.snapshot();
         let commits: HashMap<&str, &hedui_lake::Commit> = snapshot
@@ -208,7 +215,13 @@ impl Engine {
                 .map(|col| format!(" AND {col} BETWEEN DATE '{first}' AND DATE '{last}'"))
                 .unwrap_or_default();
             let sql = format!("SELECT * FROM {dataset} WHERE {key} IN ({key_list}){window_sql}");
-            async move { (*dataset, *key, self.json_rows(&sql).await) }
+            async move {
+                (
+                    *dataset,
+                    *key,
+                    crate::evidence::json_rows(source, &sql).await,
+                )
+            }
         });
         // The sources are independent: ask them all at once.
         let answers = futures::future::join_all(queries).await;

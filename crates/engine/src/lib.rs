@@ -42,6 +42,23 @@ pub enum Error {
     /// A rule is broken (metadata, parameters or SQL); nothing has run.
     #[error("rule {origin}: {message}")]
     Rule { origin: String, message: String },
+    /// The row source (a caller's policy session) refused the read.
+    #[error("{0}")]
+    Denied(String),
+}
+
+/// Where a check reads its rows: the lake itself (the system's own runs over the whole city) or
+/// a caller's policy session (checks on behalf of a caller see what the caller may see).
+#[async_trait::async_trait]
+pub trait RowSource: Send + Sync {
+    async fn rows(&self, sql: &str) -> Result<Vec<RecordBatch>>;
+}
+
+#[async_trait::async_trait]
+impl RowSource for Engine {
+    async fn rows(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        Ok(self.lookup(sql).await?.1)
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

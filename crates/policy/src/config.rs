@@ -104,6 +104,131 @@ pub struct AccessConfig {
     /// writes any policy writes them all.
     #[serde(rename = "policy")]
     pub policies: Vec<PolicyRule>,
+    /// Noise and budget of aggregate-only answers.
+    pub privacy: PrivacyConfig,
+    /// Who may read and act on cases. Empty means the built-in defaults
+    /// ([`default_case_access`]).
+    #[serde(rename = "cases")]
+    pub case_access: Vec<CaseAccessRule>,
+}
+
+/// `[access.privacy]`: differential privacy for aggregate-only roles. Every answer such a role
+/// gets costs `epsilon_per_query` of its identity's budget; each figure in it carries Laplace
+/// noise scaled to how much one person can change it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyConfig {
+    /// The privacy loss (ε) of one answer, shared among the figures it holds.
+    pub epsilon_per_query: f64,
+    /// The ε one identity (token subject) may spend within `period`.
+    pub budget: f64,
+    /// The window the budget is counted over, e.g. `30d`.
+    pub period: String,
+    /// Rows of one person counted in one cell (a count counts a person at most this often).
+    pub rows_per_person: u32,
+    /// Cells one person counts in; a person's rows beyond are left out at random.
+    pub groups_per_person: u32,
+    /// What one person adds to a sum in one cell is clamped to `[-sum_bound, sum_bound]`.
+    pub sum_bound: f64,
+    /// The chance that a group of one person is shown at all: a grouped answer shows a group
+    /// only if its noisy person count clears the threshold by the noise's `1 - delta` quantile.
+    pub delta: f64,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig {
+            epsilon_per_query: 1.0,
+            budget: 20.0,
+            period: "30d".into(),
+            rows_per_person: 1,
+            groups_per_person: 4,
+            sum_bound: 10_000.0,
+            delta: 1e-6,
+        }
+    }
+}
+
+impl PrivacyConfig {
+    pub fn validate(&self) -> Result<Duration, String> {
+        let positive = |v: f64, what: &str| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("[access.privacy] {what} must be a positive number"))
+            }
+        };
+        positive(self.epsilon_per_query, "epsilon_per_query")?;
+        positive(self.budget, "budget")?;
+        positive(self.sum_bound, "sum_bound")?;
+        if !(self.delta > 0.0 && self.delta < 0.5) {
+            return Err("[access.privacy] delta must be between 0 and 0.5".into());
+        }
+        if self.rows_per_person == 0 || self.groups_per_person == 0 {
+            return Err(
+                "[access.privacy] rows_per_person and groups_per_person must be at least 1".into(),
+            );
+        }
+        hedui_auth::parse_duration(&self.period)
+            .map_err(|m| format!("[access.privacy] period: {m}"))
+    }
+}
+
+/// What a case rule lets its roles do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseAccess {
+    /// The dashboard's figures only, with the same noise and budget as aggregate SQL.
+    Figures,
+    /// Cases with their evidence and history, read-only.
+    Read,
+    /// Read, assign, record steps and outcomes.
+    Act,
+}
+
+/// Which cases a case rule covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseRules {
+    /// Every rule's cases.
+    All,
+    /// The cases of the rules whose `reviewer_role` is one of the caller's roles.
+    ReviewerRole,
+}
+
+/// One `[[access.cases]]` entry. Cases are always narrowed to the token's region when it names
+/// one; and a token whose policies grant no dataset (a reviewer's token without its region) gets
+/// no case whatever this says.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseAccessRule {
+    pub roles: Vec<Role>,
+    pub access: CaseAccess,
+    pub rules: CaseRules,
+}
+
+/// The embedded defaults: administrators and reviewers act (reviewers on their rules' cases),
+/// auditors read every case, analysts and statisticians see the figures.
+pub fn default_case_access() -> Vec<CaseAccessRule> {
+    let rule = |roles: &[Role], access, rules| CaseAccessRule {
+        roles: roles.to_vec(),
+        access,
+        rules,
+    };
+    vec![
+        rule(&[Role::Admin], CaseAccess::Act, CaseRules::All),
+        rule(
+            &[Role::Reviewer, Role::DibaoReviewer],
+            CaseAccess::Act,
+            CaseRules::ReviewerRole,
+        ),
+        rule(&[Role::Auditor], CaseAccess::Read, CaseRules::All),
+        rule(
+            &[Role::Analyst, Role::Statistician],
+            CaseAccess::Figures,
+            CaseRules::All,
+        ),
+    ]
 }
 
 impl Default for AccessConfig {
@@ -112,6 +237,8 @@ impl Default for AccessConfig {
             small_cell_threshold: 5,
             limits: QueryLimits::default(),
             policies: Vec::new(),
+            privacy: PrivacyConfig::default(),
+            case_access: Vec::new(),
         }
     }
 }
@@ -122,6 +249,14 @@ impl AccessConfig {
             default_policies()
         } else {
             self.policies.clone()
+        }
+    }
+
+    pub fn effective_case_access(&self) -> Vec<CaseAccessRule> {
+        if self.case_access.is_empty() {
+            default_case_access()
+        } else {
+            self.case_access.clone()
         }
     }
 }

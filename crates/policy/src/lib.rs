@@ -14,14 +14,18 @@ pub mod grant;
 pub mod inspect;
 pub mod lineage;
 mod masks;
+pub mod privacy;
 mod scope;
 mod session;
 mod suppress;
 pub mod view;
 
-pub use config::{AccessConfig, PolicyRule, QueryLimits, RowScope, Unmask, default_policies};
+pub use config::{
+    AccessConfig, CaseAccess, CaseAccessRule, CaseRules, PolicyRule, PrivacyConfig, QueryLimits,
+    RowScope, Unmask, default_case_access, default_policies,
+};
 pub use grant::{AUDIT_TABLE, Grant};
-pub use session::{PolicyEngine, Query, QueryInfo, QueryStream, Session, check_purpose};
+pub use session::{PolicyEngine, Query, QueryInfo, QueryStream, RuleRows, Session, check_purpose};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

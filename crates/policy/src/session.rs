@@ -31,6 +31,7 @@ use hedui_model::{Catalog, RegionScope};
 use crate::config::{AccessConfig, PolicyRule};
 use crate::grant::{self, AUDIT_TABLE, Grant};
 use crate::masks::Masks;
+use crate::privacy::Privacy;
 use crate::scope::{Scope, ScopedTable};
 use crate::suppress::{self, Suppression};
 use crate::{Error, Result, audit_table, errors, functions, inspect, lineage, view};
@@ -45,6 +46,7 @@ pub struct PolicyEngine {
     max_rows: u64,
     memory: usize,
     masks: Masks,
+    privacy: Arc<Privacy>,
     audit_log: Option<PathBuf>,
     /// Contexts by what they show: callers with the same grants share one.
     cache: Mutex<HashMap<String, Arc<SessionContext>>>,
@@ -93,10 +95,26 @@ impl PolicyEngine {
             max_rows: config.limits.max_rows,
             memory,
             masks: Masks::new(pseudonym_secret),
+            privacy: Arc::new(Privacy::new(
+                config.privacy.clone(),
+                audit_log
+                    .as_ref()
+                    .map(|p| p.with_file_name("privacy-budget.jsonl")),
+            )?),
             audit_log,
             cache: Mutex::new(HashMap::new()),
             regions: tokio::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Differential privacy's settings, noise and budget (also for figures outside SQL).
+    pub fn privacy(&self) -> &Privacy {
+        &self.privacy
+    }
+
+    /// Cells describing fewer persons than this are not shown to aggregate-only roles.
+    pub fn small_cell_threshold(&self) -> u64 {
+        self.threshold
     }
 
     pub fn engine(&self) -> Arc<Engine> {
@@ -166,6 +184,7 @@ impl PolicyEngine {
             purpose,
             grants: Arc::new(grants),
             threshold: self.threshold,
+            privacy: self.privacy.clone(),
             timeout: self.timeout,
             max_rows: self.max_rows,
             memory: self.memory,
@@ -345,6 +364,7 @@ pub struct Session {
     purpose: Option<String>,
     grants: Arc<BTreeMap<String, Grant>>,
     threshold: u64,
+    privacy: Arc<Privacy>,
     timeout: Duration,
     max_rows: u64,
     memory: usize,
@@ -443,7 +463,7 @@ impl Session {
                 )));
             }
             let (rewritten, s) =
-                suppress::rewrite(&plan, self.threshold).map_err(Error::Refused)?;
+                suppress::rewrite(&plan, self.threshold, &self.privacy).map_err(Error::Refused)?;
             optimized = state
                 .optimize(&limit(rewritten)?)
                 .map_err(|e| self.planning_error(e))?;
@@ -477,7 +497,10 @@ impl Session {
             })
             .collect();
         if suppression.is_some() {
-            policies.push(format!("small cells under {} suppressed", self.threshold));
+            policies.push(format!(
+                "small cells under {} persons suppressed; figures with Laplace noise (ε={} per answer, each person's part bounded)",
+                self.threshold, self.privacy.config.epsilon_per_query
+            ));
         }
         Ok(Query {
             plan: optimized.clone(),
@@ -521,8 +544,16 @@ impl Session {
 
     /// Run a planned query. The stream stops at the row limit, at the time limit, and when the
     /// query's memory is exhausted (after spilling what can spill).
-    pub async fn execute(&self, query: Query) -> Result<QueryStream> {
+    pub async fn execute(&self, mut query: Query) -> Result<QueryStream> {
         let started = Instant::now();
+        if query.suppression.is_some() {
+            // Spent before anything runs: an answer is never given on credit.
+            let spent = self.privacy.budget.spend(
+                &self.identity.subject,
+                self.privacy.config.epsilon_per_query,
+            )?;
+            query.info.policies.push(spent.to_string());
+        }
         let runtime = RuntimeEnvBuilder::from_runtime_env(&self.ctx.runtime_env())
             .with_memory_pool(Arc::new(FairSpillPool::new(self.memory)))
             .build_arc()
@@ -570,6 +601,41 @@ impl Session {
         }
         let truncated = stream.truncated();
         Ok((schema, batches, stream.info.clone(), truncated))
+    }
+
+    /// Run a query the system wrote (a rule's SQL, rendered from `rules/`) over the caller's
+    /// views: the same views, region scopes, masks, checks and limits as the caller's own SQL,
+    /// but planned with all the engine's functions (`generate_series` for month ranges), which
+    /// a rule may use and a caller may not call. The policy's own functions are never among them.
+    pub async fn run_system(&self, sql: &str) -> Result<(Vec<RecordBatch>, bool)> {
+        use datafusion::execution::FunctionRegistry;
+        let mut state = self.ctx.state();
+        for f in datafusion::functions_table::all_default_table_functions() {
+            state.register_udtf(f.name(), f.function().clone());
+        }
+        let scalars = datafusion::functions::all_default_functions()
+            .into_iter()
+            .chain(datafusion::functions_nested::all_default_nested_functions());
+        for f in scalars {
+            state.register_udf(f).map_err(internal)?;
+        }
+        for f in datafusion::functions_aggregate::all_default_aggregate_functions() {
+            state.register_udaf(f).map_err(internal)?;
+        }
+        for f in datafusion::functions_window::all_default_window_functions() {
+            state.register_udwf(f).map_err(internal)?;
+        }
+        let plan = state
+            .create_logical_plan(sql)
+            .await
+            .map_err(|e| self.planning_error(e))?;
+        let query = self.check(plan)?;
+        let mut stream = self.execute(query).await?;
+        let mut batches = Vec::new();
+        while let Some(b) = stream.next().await {
+            batches.push(b?);
+        }
+        Ok((batches, stream.truncated()))
     }
 
     fn time_limit(&self) -> Error {
@@ -680,5 +746,42 @@ impl Stream for QueryStream {
         self.rows
             .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
         Poll::Ready(Some(Ok(batch)))
+    }
+}
+
+/// Checks on behalf of a caller (a person check, a household verification) read their rows
+/// through the caller's session: the same views, scopes, masks and limits as the caller's SQL.
+#[async_trait::async_trait]
+impl hedui_engine::RowSource for Session {
+    async fn rows(&self, sql: &str) -> hedui_engine::Result<Vec<RecordBatch>> {
+        check_rows(self.run(sql).await.map(|(_, b, _, cut)| (b, cut)))
+    }
+}
+
+/// A rule run for one person on a caller's behalf: the rule's SQL over the caller's views.
+pub struct RuleRows<'a>(pub &'a Session);
+
+#[async_trait::async_trait]
+impl hedui_engine::RowSource for RuleRows<'_> {
+    async fn rows(&self, sql: &str) -> hedui_engine::Result<Vec<RecordBatch>> {
+        check_rows(self.0.run_system(sql).await)
+    }
+}
+
+fn check_rows(result: Result<(Vec<RecordBatch>, bool)>) -> hedui_engine::Result<Vec<RecordBatch>> {
+    match result {
+        Ok((_, true)) => Err(hedui_engine::Error::Denied(
+            "the check read more rows than a query may return".into(),
+        )),
+        Ok((batches, false)) => Ok(batches),
+        Err(Error::Refused(m) | Error::Query(m) | Error::Limit(m)) => {
+            Err(hedui_engine::Error::Denied(m))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a check's read through the caller's session failed");
+            Err(hedui_engine::Error::Query(
+                "a check could not read its rows; the server log has details".into(),
+            ))
+        }
     }
 }

@@ -6,7 +6,6 @@ mod audited;
 pub mod http;
 mod metrics;
 pub mod pg;
-pub mod precomputed;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,57 +29,18 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What every request handler shares.
+/// What every request handler shares: the application services, and the edge's own pieces
+/// (who is calling, the audit log, metrics).
 pub struct AppState {
-    pub policy: Arc<PolicyEngine>,
-    /// The city's rules and parameter values, for checks at application time.
-    pub rules: Arc<hedui_engine::rules::RuleSet>,
-    pub rule_params: std::collections::BTreeMap<String, String>,
+    pub service: Arc<hedui_service::Service>,
     pub auth: Arc<Authenticator>,
     pub audit: AuditLog,
     pub metrics: Arc<Metrics>,
-    /// Cases, their workflow, and kept household verifications.
-    pub cases: Arc<hedui_cases::CaseStore>,
-    /// The city's dibao tests for household verification (R5's parameters).
-    pub household_tests: hedui_engine::household::HouseholdTests,
-    /// Person-rule hits and registry regions of the lake version served, once computed.
-    pub person_checks: precomputed::PersonChecks,
-    /// The datasets each rule reads, once planned: a caller sees a rule's hits only if granted
-    /// them all.
-    pub rule_datasets: tokio::sync::OnceCell<
-        std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
-    >,
 }
 
 impl AppState {
-    /// The datasets each rule reads.
-    pub async fn rule_datasets(
-        &self,
-    ) -> std::result::Result<
-        &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
-        hedui_engine::Error,
-    > {
-        self.rule_datasets
-            .get_or_try_init(|| async {
-                let engine = self.policy.engine();
-                let mut out = std::collections::BTreeMap::new();
-                for rule in self.rules.iter() {
-                    out.insert(
-                        rule.id.clone(),
-                        engine.rule_datasets(rule, &self.rule_params).await?,
-                    );
-                }
-                Ok(out)
-            })
-            .await
-    }
-
-    /// Precompute the person checks of the version now served (no-op when done or underway).
-    pub async fn refresh_person_checks(&self) {
-        let engine = self.policy.engine();
-        self.person_checks
-            .refresh(&engine, &self.rules, &self.rule_params)
-            .await;
+    pub fn policy(&self) -> &Arc<PolicyEngine> {
+        &self.service.policy
     }
 }
 
@@ -123,11 +83,11 @@ pub async fn serve(
         loop {
             // The first tick is at once: the served version's checks are computed at start.
             tick.tick().await;
-            if let Err(e) = reloading.policy.reload().await {
+            if let Err(e) = reloading.policy().reload().await {
                 tracing::warn!(error = %e, "could not reload the lake");
             }
             let refreshing = reloading.clone();
-            tokio::spawn(async move { refreshing.refresh_person_checks().await });
+            tokio::spawn(async move { refreshing.service.refresh_person_checks().await });
         }
     });
     // Late cases climb a level (跟踪督办) without anyone having to ask.
@@ -136,7 +96,7 @@ pub async fn serve(
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
             tick.tick().await;
-            match escalating.cases.escalate(chrono::Utc::now()).await {
+            match escalating.service.cases.escalate(chrono::Utc::now()).await {
                 Ok(done) if !done.is_empty() => {
                     tracing::info!(cases = done.len(), "overdue cases escalated")
                 }

@@ -366,6 +366,8 @@ impl PolicyHook {
             Ok(s) => s,
             Err(e) => return Err(self.refused(event, started, &e).await),
         };
+        // With what running it cost (a privacy budget spent).
+        event.policies = stream.info.policies.clone();
         let fields = Arc::new(arrow_schema_to_pg_fields(&stream.schema(), format, None)?);
         let (rows, truncated) = stream.counters();
         let failed = Arc::new(std::sync::Mutex::new(None));
@@ -427,7 +429,7 @@ impl PolicyHook {
             return Err(self.refused(event, started, &err).await);
         }
         let purpose = client.metadata().get(PURPOSE_KEY).cloned();
-        let session = match self.state.policy.session(&id, purpose.as_deref()).await {
+        let session = match self.state.policy().session(&id, purpose.as_deref()).await {
             Ok(s) => s,
             Err(e) => return Err(self.refused(event, started, &e).await),
         };
@@ -476,7 +478,7 @@ impl QueryHook for PolicyHook {
         };
         let purpose = client.metadata().get(PURPOSE_KEY).cloned();
         let result = async {
-            let session = self.state.policy.session(&id, purpose.as_deref()).await?;
+            let session = self.state.policy().session(&id, purpose.as_deref()).await?;
             session.logical(&statement.to_string()).await
         }
         .await;
@@ -502,7 +504,7 @@ impl QueryHook for PolicyHook {
         };
         let event = self.event(client, &id, &sql);
         let purpose = client.metadata().get(PURPOSE_KEY).cloned();
-        let session = match self.state.policy.session(&id, purpose.as_deref()).await {
+        let session = match self.state.policy().session(&id, purpose.as_deref()).await {
             Ok(s) => s,
             Err(e) => return Some(Err(self.refused(event, started, &e).await)),
         };

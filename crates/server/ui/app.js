@@ -421,6 +421,9 @@ async function dashboardPage() {
   const total = [...perRule.values()].reduce((t, a) => ({ cases: t.cases + a.cases, amount: t.amount + a.amount, recovered: t.recovered + a.recovered }), { cases: 0, amount: 0, recovered: 0 });
   show(h("h1", {}, "统计 Dashboard"),
     h("div", { class: "card", id: "totals" }, `案件 ${total.cases} 件 cases · 涉及金额 ${yuan(total.amount)} found · 已追回 ${yuan(total.recovered)} recovered · 逾期 ${st.overdue} overdue`),
+    st.privacy ? h("p", { class: "muted", id: "privacy-note" },
+      `本页数字已加入差分隐私噪声：每格件数误差约 ±${st.privacy.cases_error_95} 件、金额误差约 ±${yuan(st.privacy.amount_error_95_cents)}（95%），少于 ${st.privacy.threshold} 件的格不显示（本次隐去 ${st.privacy.cells_suppressed} 格）；本次消耗隐私预算 ε=${st.privacy.epsilon}，本期已用 ${st.privacy.spent.toFixed(2)} / ${st.privacy.budget}。 ` +
+      `Figures carry differential-privacy noise: counts ±${st.privacy.cases_error_95}, amounts ±${yuan(st.privacy.amount_error_95_cents)} (95%); cells under ${st.privacy.threshold} cases are not shown.`) : "",
     h("div", { class: "charts" },
       barChart("各规则线索与金额 Hits and amounts per rule", rules.map(r => ({ label: r, value: perRule.get(r).amount, text: `${perRule.get(r).cases} 件 · ${yuan(perRule.get(r).amount)}`, color: color(r) })), "chart-rules"),
       barChart("各区县 Per district", [...perDistrict.entries()].sort().map(([k, d]) => ({ label: k, value: d.cases, text: `${d.cases} 件 · ${yuan(d.amount)}` })), "chart-districts"),

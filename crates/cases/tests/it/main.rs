@@ -419,7 +419,7 @@ async fn workflow(store: &CaseStore) {
     // Again immediately: the new deadline has not passed.
     assert!(store.escalate(later).await.unwrap().is_empty());
 
-    let stats = store.stats(&all).await.unwrap();
+    let stats = store.stats(&all, None).await.unwrap();
     let r5 = stats
         .by_rule_region
         .iter()
@@ -432,6 +432,6 @@ async fn workflow(store: &CaseStore) {
         5,
         "every case is in one state"
     );
-    let district_stats = store.stats(&district).await.unwrap();
+    let district_stats = store.stats(&district, None).await.unwrap();
     assert_eq!(district_stats.by_rule_region.len(), 1);
 }

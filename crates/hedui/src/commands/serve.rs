@@ -50,21 +50,20 @@ pub async fn serve_with(
     let cases = hedui_cases::CaseStore::open(&cases_url)
         .await?
         .with_workflow(cfg.cases.workflow.clone())?;
+    let service = hedui_service::Service::new(
+        access.policy,
+        Arc::new(rules),
+        cfg.rules.parameters.clone(),
+        Arc::new(cases),
+        hedui_engine::household::HouseholdTests::from_params(&cfg.rules.parameters),
+        hedui_service::precomputed::PersonChecks::new(cfg.server.precompute_person_checks),
+        cfg.access.effective_case_access(),
+    );
     let state = Arc::new(AppState {
-        policy: access.policy,
-        rules: Arc::new(rules),
-        rule_params: cfg.rules.parameters.clone(),
+        service: Arc::new(service),
         auth: access.auth,
         audit: access.audit,
         metrics: Arc::new(Metrics::default()),
-        cases: Arc::new(cases),
-        household_tests: hedui_engine::household::HouseholdTests::from_params(
-            &cfg.rules.parameters,
-        ),
-        person_checks: hedui_server::precomputed::PersonChecks::new(
-            cfg.server.precompute_person_checks,
-        ),
-        rule_datasets: Default::default(),
     });
     let audit_path = cfg.audit_path(lake);
     hedui_server::serve(state, Listen { http, pg }, |http, pg| {

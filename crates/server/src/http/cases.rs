@@ -2,9 +2,10 @@
 //! history, assignment (by hand or by region), steps with a required note, outcomes, escalation
 //! and the dashboard's figures. Every call is audited, refused ones too.
 //!
-//! Who sees what: reviewers the cases of the rules their role works (`reviewer_role` of each
-//! rule), administrators every rule, auditors every rule read-only; all of them only in the
-//! region of their token. Analysts and statisticians see the aggregate figures only.
+//! Who sees what is the service's answer from `[[access.cases]]` (by default: reviewers the
+//! cases of the rules their role works, administrators every rule, auditors every rule
+//! read-only, all only in the region of their token; analysts and statisticians the figures
+//! only, with noise).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,71 +15,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hedui_audit::{AuditEvent, Outcome};
-use hedui_auth::{Identity, Role};
 use hedui_cases::{CaseFilter, REJECT_REASONS, Scope, State as CaseState, Step};
+use hedui_policy::CaseAccess as Access;
 use serde::Deserialize;
 
 use super::caller::{failed, record};
 use super::{ApiError, Caller};
 use crate::AppState;
-
-/// What a caller may do with cases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
-    /// Figures only (analysts, statisticians).
-    Aggregate,
-    Read,
-    Write,
-}
-
-fn access(state: &AppState, identity: &Identity) -> Option<Access> {
-    // A token without the claims its role's policies need (a reviewer's region) is granted no
-    // dataset, and so no case either: it never falls back to seeing every region.
-    if state.policy.grants(identity).is_empty() {
-        return None;
-    }
-    if identity.has(Role::Admin)
-        || identity.has(Role::Reviewer)
-        || identity.has(Role::DibaoReviewer)
-    {
-        Some(Access::Write)
-    } else if identity.has(Role::Auditor) {
-        Some(Access::Read)
-    } else if identity.has(Role::Analyst) || identity.has(Role::Statistician) {
-        Some(Access::Aggregate)
-    } else {
-        None
-    }
-}
-
-/// The rules and region a caller's cases come from.
-pub fn scope(state: &AppState, identity: &Identity) -> Scope {
-    let rules = if identity.has(Role::Admin)
-        || identity.has(Role::Auditor)
-        || identity.has(Role::Analyst)
-        || identity.has(Role::Statistician)
-    {
-        None
-    } else {
-        Some(
-            state
-                .rules
-                .iter()
-                .filter(|r| {
-                    identity
-                        .roles
-                        .iter()
-                        .any(|role| role.as_str() == r.reviewer_role)
-                })
-                .map(|r| r.id.clone())
-                .collect(),
-        )
-    };
-    Scope {
-        rules,
-        region: identity.region.clone(),
-    }
-}
 
 impl From<hedui_cases::Error> for ApiError {
     fn from(e: hedui_cases::Error) -> Self {
@@ -108,6 +51,8 @@ struct Audited<'a> {
     state: &'a AppState,
     event: AuditEvent,
     started: Instant,
+    /// The cases the caller may see with the access asked for.
+    scope: Scope,
 }
 
 impl<'a> Audited<'a> {
@@ -119,6 +64,10 @@ impl<'a> Audited<'a> {
             state,
             event,
             started: Instant::now(),
+            scope: Scope {
+                rules: Some(Vec::new()),
+                region: caller.identity.region.clone(),
+            },
         }
     }
 
@@ -168,21 +117,15 @@ impl<'a> Audited<'a> {
     }
 
     /// The caller's access, at least `need`, or a refusal.
-    async fn require(self, caller: &Caller, need: Access) -> Result<Self, ApiError> {
-        let have = access(self.state, &caller.identity);
-        let enough = matches!(
-            (have, need),
-            (Some(Access::Write), _)
-                | (Some(Access::Read), Access::Read | Access::Aggregate)
-                | (Some(Access::Aggregate), Access::Aggregate)
-        );
-        if enough {
+    async fn require(mut self, caller: &Caller, need: Access) -> Result<Self, ApiError> {
+        if let Some(scope) = self.state.service.case_scope(&caller.identity, need) {
+            self.scope = scope;
             Ok(self)
         } else {
             let what = match need {
-                Access::Aggregate => "case figures",
+                Access::Figures => "case figures",
                 Access::Read => "cases",
-                Access::Write => "changing cases",
+                Access::Act => "changing cases",
             };
             let err = ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -298,7 +241,7 @@ pub async fn list(
         Ok(f) => f,
         Err(e) => return Err(a.refuse(e).await),
     };
-    let page = state.cases.list(&scope(&state, &caller.identity), &f).await;
+    let page = state.service.cases.list(&a.scope, &f).await;
     a.answer(page, |p| p.cases.len() as u64).await
 }
 
@@ -315,11 +258,15 @@ pub async fn get(
         Access::Read,
     )
     .await?;
-    let detail = match state.cases.get(&scope(&state, &caller.identity), &id).await {
+    let detail = match state.service.cases.get(&a.scope, &id).await {
         Ok(d) => d,
         Err(e) => return Err(a.refuse(e.into()).await),
     };
-    let rule = state.rules.iter().find(|r| r.id == detail.case.rule_id);
+    let rule = state
+        .service
+        .rules
+        .iter()
+        .find(|r| r.id == detail.case.rule_id);
     let mut body = serde_json::to_value(&detail).expect("case serialises");
     body["rule"] = serde_json::json!({
         "id": detail.case.rule_id,
@@ -329,7 +276,11 @@ pub async fn get(
         "legal_basis": rule.map(|r| r.legal_basis.as_str()),
     });
     body["level_name"] = hedui_cases::level_name(detail.case.level).into();
-    body["may_change"] = (access(&state, &caller.identity) == Some(Access::Write)).into();
+    body["may_change"] = state
+        .service
+        .case_scope(&caller.identity, Access::Act)
+        .is_some_and(|s| s.rules.is_none_or(|ids| ids.contains(&detail.case.rule_id)))
+        .into();
     a.ok(1).await;
     Ok(Json(body).into_response())
 }
@@ -359,7 +310,7 @@ pub async fn transition(
         &caller,
         "POST /api/v1/cases/{id}/transition",
         format!("case {id}"),
-        Access::Write,
+        Access::Act,
     )
     .await?;
     let step = match body
@@ -370,13 +321,13 @@ pub async fn transition(
         Err(e) => return Err(a.refuse(e).await),
     };
     a.event.statement = Some(format!("case {id} -> {}", step.to));
-    let scope = scope(&state, &caller.identity);
-    let changed = state.cases.transition(&scope, &id, &step).await;
+    let scope = a.scope.clone();
+    let changed = state.service.cases.transition(&scope, &id, &step).await;
     if let Ok(to) = &changed {
         tracing::info!(case = %id, to = %to, "case changed");
     }
     let detail = match changed {
-        Ok(_) => state.cases.get(&scope, &id).await,
+        Ok(_) => state.service.cases.get(&scope, &id).await,
         Err(e) => Err(e),
     };
     a.answer(detail, |_| 1).await
@@ -423,22 +374,26 @@ pub async fn assign(
         &caller,
         "POST /api/v1/cases/{id}/assign",
         format!("assign case {id}"),
-        Access::Write,
+        Access::Act,
     )
     .await?;
     let body = match body {
         Ok(Json(b)) => b,
         Err(e) => return Err(a.refuse(bad(e.body_text())).await),
     };
-    let scope = scope(&state, &caller.identity);
+    let scope = a.scope.clone();
     let (assignee, note) = match body.assignee.filter(|s| !s.trim().is_empty()) {
         Some(who) => (who.trim().to_string(), body.note.unwrap_or_default()),
         None => {
-            let region = match state.cases.get(&scope, &id).await {
+            let region = match state.service.cases.get(&scope, &id).await {
                 Ok(d) => d.case.region,
                 Err(e) => return Err(a.refuse(e.into()).await),
             };
-            let who = state.cases.workflow().assignee_for(region.as_deref());
+            let who = state
+                .service
+                .cases
+                .workflow()
+                .assignee_for(region.as_deref());
             let note = body
                 .note
                 .filter(|n| !n.trim().is_empty())
@@ -456,8 +411,8 @@ pub async fn assign(
         .by(&caller.identity.subject)
         .assignee(&assignee)
         .note(note);
-    let detail = match state.cases.assign(&scope, &id, &step).await {
-        Ok(_) => state.cases.get(&scope, &id).await,
+    let detail = match state.service.cases.assign(&scope, &id, &step).await {
+        Ok(_) => state.service.cases.get(&scope, &id).await,
         Err(e) => Err(e),
     };
     a.answer(detail, |_| 1).await
@@ -473,12 +428,13 @@ pub async fn dispatch(
         &caller,
         "POST /api/v1/cases/dispatch",
         "dispatch new cases by region".into(),
-        Access::Write,
+        Access::Act,
     )
     .await?;
     let assigned = state
+        .service
         .cases
-        .dispatch_new(&scope(&state, &caller.identity), &caller.identity.subject)
+        .dispatch_new(&a.scope, &caller.identity.subject)
         .await
         .map(|n| serde_json::json!({ "assigned": n }));
     a.answer(assigned, |v| v["assigned"].as_u64().unwrap_or(0))
@@ -496,15 +452,21 @@ pub async fn escalate(
         "POST /api/v1/cases/escalate",
         "escalate overdue cases".into(),
     );
-    if !caller.identity.has(Role::Admin) {
+    // Escalation touches every case of the city: for those who act on all of them.
+    let city_wide = state
+        .service
+        .case_scope(&caller.identity, Access::Act)
+        .is_some_and(|s| s.rules.is_none() && s.region.is_none());
+    if !city_wide {
         let err = ApiError::new(
             StatusCode::FORBIDDEN,
             "refused",
-            "escalating is for administrators",
+            "escalating is for those who act on every case of the city (administrators)",
         );
         return Err(a.refuse(err).await);
     }
     let escalated = state
+        .service
         .cases
         .escalate(chrono::Utc::now())
         .await
@@ -524,18 +486,36 @@ pub async fn stats(
         &caller,
         "GET /api/v1/cases/stats",
         "case figures".into(),
-        Access::Aggregate,
+        Access::Figures,
     )
     .await?;
-    let stats = state.cases.stats(&scope(&state, &caller.identity)).await;
-    a.answer(stats, |s| s.by_rule_region.len() as u64).await
+    match state.service.case_figures(&caller.identity).await {
+        Ok(figures) => {
+            let mut a = a;
+            if let Some(p) = &figures.privacy {
+                a.event.policies.push(format!(
+                    "figures with Laplace noise: ε={} spent ({:.2} of {} in the period)",
+                    p.epsilon, p.spent, p.budget
+                ));
+            }
+            a.ok(figures.stats.by_rule_region.len() as u64).await;
+            Ok(Json(figures).into_response())
+        }
+        Err(e) => Err(a.refuse(e.into()).await),
+    }
 }
 
 /// What the UI needs to offer the right choices: states and their moves, reasons, levels, and
 /// the rules the caller's cases come from.
 pub async fn workflow(State(state): State<Arc<AppState>>, caller: Caller) -> Response {
     caller.audit_ok(&state, "GET /api/v1/workflow").await;
-    let scope = scope(&state, &caller.identity);
+    let access = state.service.case_access(&caller.identity);
+    let scope = access
+        .and_then(|need| state.service.case_scope(&caller.identity, need))
+        .unwrap_or(Scope {
+            rules: Some(Vec::new()),
+            region: None,
+        });
     let states = [
         CaseState::New,
         CaseState::Assigned,
@@ -557,6 +537,7 @@ pub async fn workflow(State(state): State<Arc<AppState>>, caller: Caller) -> Res
         })
         .collect();
     let rules: Vec<serde_json::Value> = state
+        .service
         .rules
         .iter()
         .filter(|r| scope.rules.as_ref().is_none_or(|ids| ids.contains(&r.id)))
@@ -564,15 +545,15 @@ pub async fn workflow(State(state): State<Arc<AppState>>, caller: Caller) -> Res
             serde_json::json!({
                 "id": r.id, "title_zh": r.title_zh, "title_en": r.title_en,
                 "subject": r.subject, "reviewer_role": r.reviewer_role,
-                "deadline_days": state.cases.workflow().deadline_days(&r.id),
+                "deadline_days": state.service.cases.workflow().deadline_days(&r.id),
             })
         })
         .collect();
     Json(serde_json::json!({
-        "access": match access(&state, &caller.identity) {
-            Some(Access::Write) => "write",
+        "access": match access {
+            Some(Access::Act) => "write",
             Some(Access::Read) => "read",
-            Some(Access::Aggregate) => "aggregate",
+            Some(Access::Figures) => "aggregate",
             None => "none",
         },
         "states": states.iter().map(|s| s.as_str()).collect::<Vec<_>>(),

@@ -57,3 +57,28 @@ impl IntoResponse for ApiError {
         r
     }
 }
+
+impl From<hedui_service::Error> for ApiError {
+    fn from(e: hedui_service::Error) -> Self {
+        use hedui_service::Error as E;
+        match e {
+            E::Refused(m) => ApiError::new(StatusCode::FORBIDDEN, "refused", m),
+            E::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
+            E::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m),
+            E::Cases(c) => c.into(),
+            E::Internal(m) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
+        }
+    }
+}
+
+impl ApiError {
+    /// How the audit log records this answer: a refusal (not for this caller, or nothing they
+    /// may see) or an error.
+    pub fn outcome(&self) -> hedui_audit::Outcome {
+        if matches!(self.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND) {
+            hedui_audit::Outcome::Refused
+        } else {
+            hedui_audit::Outcome::Error
+        }
+    }
+}

@@ -61,7 +61,7 @@ pub async fn overview(
         )
         .await);
     }
-    let engine = state.policy.engine();
+    let engine = state.policy().engine();
     let snapshot = engine.snapshot();
     let catalog = hedui_model::Catalog::builtin();
     let mut datasets: BTreeMap<&str, DatasetSummary> = BTreeMap::new();

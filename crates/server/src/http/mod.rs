@@ -164,7 +164,7 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
 async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     axum::Json(serde_json::json!({
         "status": "ok",
-        "lake_version": state.policy.engine().snapshot().version(),
+        "lake_version": state.policy().engine().snapshot().version(),
     }))
 }
 
@@ -189,7 +189,7 @@ async fn not_found() -> ApiError {
 
 /// Who the token says the caller is, and what each dataset shows them.
 async fn whoami(State(state): State<Arc<AppState>>, caller: Caller) -> Response {
-    let grants = state.policy.grants(&caller.identity);
+    let grants = state.policy().grants(&caller.identity);
     caller.audit_ok(&state, "GET /api/v1/whoami").await;
     axum::Json(serde_json::json!({
         "subject": caller.identity.subject,
@@ -203,7 +203,7 @@ async fn whoami(State(state): State<Arc<AppState>>, caller: Caller) -> Response 
 
 /// The datasets the caller may query, with how each is shown to them.
 async fn datasets(State(state): State<Arc<AppState>>, caller: Caller) -> Response {
-    let grants = state.policy.grants(&caller.identity);
+    let grants = state.policy().grants(&caller.identity);
     caller.audit_ok(&state, "GET /api/v1/datasets").await;
     let list: Vec<serde_json::Value> = grants
         .values()

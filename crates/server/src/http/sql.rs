@@ -84,7 +84,7 @@ pub async fn run(
         _ => Outcome::Error,
     };
     let session = match state
-        .policy
+        .policy()
         .session(&caller.identity, purpose.as_deref())
         .await
     {
@@ -102,6 +102,8 @@ pub async fn run(
         Ok(s) => s,
         Err(e) => return Err(refuse(event, outcome_of(&e), e.into()).await),
     };
+    // With what running it cost (a privacy budget spent).
+    event.policies = stream.info.policies.clone();
     let schema = stream.schema();
     let (encoder, head) = match Encoder::begin(format, &schema) {
         Ok(x) => x,
