@@ -18,8 +18,8 @@ pub enum Error {
     },
     #[error("{0}")]
     Cases(#[from] hedui_cases::Error),
-    #[error("run {run} was not reproduced: {why}")]
-    NotReproduced { run: String, why: String },
+    #[error("{0}")]
+    Service(#[from] hedui_service::Error),
     #[error("{file}:{line}: {message}")]
     Config {
         file: PathBuf,
@@ -51,6 +51,9 @@ impl Error {
             Error::Ingest(hedui_ingest::Error::Mapping { .. })
             | Error::Query(hedui_engine::Error::Query(_))
             | Error::Query(hedui_engine::Error::Rule { .. })
+            | Error::Service(hedui_service::Error::Engine(
+                hedui_engine::Error::Query(_) | hedui_engine::Error::Rule { .. },
+            ))
             | Error::NoLake(_)
             | Error::Usage(_)
             | Error::Auth(hedui_auth::Error::Unauthenticated(_))

@@ -5,6 +5,7 @@
 //! Postgres and command-line edges only translate requests and answers.
 
 pub mod cases;
+pub mod checks;
 pub mod households;
 pub mod persons;
 pub mod precomputed;
@@ -30,6 +31,13 @@ pub enum Error {
     Invalid(String),
     #[error(transparent)]
     Cases(#[from] hedui_cases::Error),
+    /// A rule or the lake failed during the city's check (for the operator: in full).
+    #[error(transparent)]
+    Engine(#[from] hedui_engine::Error),
+    #[error(transparent)]
+    Lake(#[from] hedui_lake::Error),
+    #[error("run {run} was not reproduced: {why}")]
+    NotReproduced { run: String, why: String },
     /// Failed inside; the detail is in the server log.
     #[error("{0}")]
     Internal(String),

@@ -3,12 +3,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use hedui_cases::{CaseStore, NewHit, RunRecord, sha256_hex};
+use hedui_cases::CaseStore;
 use hedui_engine::check::{EvidenceRef, Hit};
 use hedui_engine::evidence::EvidenceRow;
 use hedui_engine::rules::RuleSet;
 use hedui_engine::{Engine, EngineOptions};
-use hedui_lake::Snapshot;
+use hedui_service::checks::{self, evidence_json};
 
 use crate::cli::OutputFormat;
 use crate::error::{Error, Result};
@@ -45,77 +45,12 @@ pub fn rule_set(rules_dir: Option<&Path>, params: &BTreeMap<String, String>) -> 
     Ok(set)
 }
 
-/// Plan every selected rule first (a broken rule stops the run with its file), then run them.
-async fn run_on(
-    engine: &Engine,
-    set: &RuleSet,
-    ids: &[String],
-    params: &BTreeMap<String, String>,
-) -> Result<Vec<Hit>> {
-    let selected = set.select(ids)?;
-    for rule in &selected {
-        engine.plan_rule(rule, params).await?;
-    }
-    let mut hits = Vec::new();
-    for rule in selected {
-        hits.extend(engine.run_rule(rule, params).await?);
-    }
-    Ok(hits)
-}
-
 fn open_lake_check(lake: &Path) -> Result<()> {
     if lake.join(hedui_lake::LOG_DIR).is_dir() {
         Ok(())
     } else {
         Err(Error::NoLake(lake.to_path_buf()))
     }
-}
-
-/// What identifies a run's result: every hit's rule, subject, months, amount and evidence.
-fn hits_fingerprint(hits: &[Hit]) -> String {
-    let key: Vec<_> = hits
-        .iter()
-        .map(|h| {
-            (
-                &h.rule,
-                &h.subject,
-                h.months_text(),
-                h.amount_text(),
-                &h.evidence,
-            )
-        })
-        .collect();
-    sha256_hex(&serde_json::to_vec(&key).expect("json"))
-}
-
-/// The evidence as content: the rows' values without where and when they were loaded, so the
-/// same rows delivered again are the same evidence.
-fn evidence_fingerprint(h: &Hit, rows: &HashMap<EvidenceRef, EvidenceRow>) -> String {
-    let content: Vec<_> = h
-        .evidence
-        .iter()
-        .map(|r| {
-            let values = rows.get(r).map(|row| {
-                row.values
-                    .iter()
-                    .filter(|(k, _)| !matches!(k.as_str(), "_batch" | "_ingested_at" | "_row"))
-                    .collect::<BTreeMap<_, _>>()
-            });
-            (&r.dataset, values)
-        })
-        .collect();
-    sha256_hex(&serde_json::to_vec(&content).expect("json"))
-}
-
-fn evidence_json(h: &Hit, rows: &HashMap<EvidenceRef, EvidenceRow>) -> serde_json::Value {
-    h.evidence
-        .iter()
-        .map(|r| {
-            rows.get(r).map_or(serde_json::Value::Null, |e| {
-                serde_json::to_value(e).expect("row")
-            })
-        })
-        .collect()
 }
 
 /// Months as ranges: 2025-03..2025-06, 2025-09.
@@ -143,141 +78,20 @@ fn months_compact(h: &Hit) -> String {
     out.join(", ")
 }
 
-/// What one recorded run found and did.
-pub struct Recorded {
-    pub hits: Vec<Hit>,
-    pub rows: HashMap<EvidenceRef, EvidenceRow>,
-    pub summary: String,
-}
-
-/// Run the rules on the lake as it is now, and record the run and its cases in the store:
-/// each case with its evidence rows and the region of its subject (for dispatch).
-pub async fn record(
-    engine: &Engine,
-    set: &RuleSet,
-    ids: &[String],
-    params: &BTreeMap<String, String>,
-    store: &CaseStore,
-) -> Result<Recorded> {
-    let started_at = chrono::Utc::now();
-    let hits = run_on(engine, set, ids, params).await?;
-    let rows = engine.load_evidence(&hits).await?;
-    let fingerprint = hits_fingerprint(&hits);
-    let run_id = format!(
-        "run-{}-{}",
-        started_at.format("%Y%m%dT%H%M%S%6f"),
-        &fingerprint[..8]
-    );
-    let selected = set.select(ids)?;
-    let kinds: HashMap<&str, hedui_engine::rules::SubjectKind> =
-        set.iter().map(|r| (r.id.as_str(), r.subject)).collect();
-    let subjects: Vec<_> = hits
-        .iter()
-        .filter_map(|h| kinds.get(h.rule.as_str()).map(|k| (*k, h.subject.clone())))
-        .collect();
-    let regions = engine.subject_regions(&subjects).await?;
-    let new_hits: Vec<NewHit> = hits
-        .iter()
-        .map(|h| NewHit {
-            rule: h.rule.clone(),
-            subject: h.subject.clone(),
-            months: h.months_text(),
-            amount_cents: h.amount_cents.map(|c| c as i64),
-            evidence: evidence_json(h, &rows),
-            evidence_fingerprint: evidence_fingerprint(h, &rows),
-            region: regions.get(&h.subject).cloned(),
-        })
-        .collect();
-    let mut run = RunRecord {
-        id: run_id.clone(),
-        started_at: started_at.to_rfc3339(),
-        lake_version: engine.snapshot().version(),
-        rules: selected.iter().map(|r| (r.id.clone(), r.version)).collect(),
-        params: selected
-            .iter()
-            .map(|r| (r.id.clone(), r.effective(params)))
-            .collect(),
-        hits: hits.len() as u64,
-        hits_fingerprint: fingerprint,
-        new_cases: 0,
-    };
-    let raised = store.record_run(&mut run, &new_hits).await?;
-    let summary = format!(
-        "run {run_id}: {} hits on lake version {}; cases: {} new, {} already open, {} suppressed (closed with the same evidence)",
-        hits.len(),
-        engine.snapshot().version(),
-        raised.new,
-        raised.already_open,
-        raised.suppressed
-    );
-    Ok(Recorded {
-        hits,
-        rows,
-        summary,
-    })
-}
-
 pub async fn run(args: &CheckArgs) -> Result<ExitCode> {
     open_lake_check(&args.lake)?;
     let set = rule_set(args.rules_dir.as_deref(), &args.params)?;
     let store = CaseStore::open(&args.cases)
         .await?
         .with_workflow(args.workflow.clone())?;
-    if let Some(run_id) = &args.rerun {
-        return rerun(args, &set, &store, run_id).await;
-    }
-    let engine = Engine::open_with(&args.lake, &args.engine).await?;
-    let done = record(&engine, &set, &args.rules, &args.params, &store).await?;
-    emit(args, &done.hits, &done.rows, &done.summary)
-}
-
-/// Run a recorded run again on the lake as it was then, with the rule versions and parameters it
-/// used, and check the hits are exactly the same.
-async fn rerun(
-    args: &CheckArgs,
-    set: &RuleSet,
-    store: &CaseStore,
-    run_id: &str,
-) -> Result<ExitCode> {
-    let record = store.run(run_id).await?;
-    let not = |why: String| Error::NotReproduced {
-        run: run_id.to_string(),
-        why,
-    };
-    let snapshot = Snapshot::at(&args.lake, record.lake_version)?;
-    if snapshot.version() != record.lake_version {
-        return Err(not(format!(
-            "the lake has no version {}",
-            record.lake_version
-        )));
-    }
-    let engine = Engine::with_snapshot(snapshot, &args.engine).await?;
-    let mut hits = Vec::new();
-    for (id, version) in &record.rules {
-        let rule = set.select(std::slice::from_ref(id))?.remove(0);
-        if rule.version != *version {
-            return Err(not(format!(
-                "rule {id} is now version {}, the run used version {version}",
-                rule.version
-            )));
+    let done = match &args.rerun {
+        Some(run_id) => checks::reproduce(&args.lake, &args.engine, &set, &store, run_id).await?,
+        None => {
+            let engine = Engine::open_with(&args.lake, &args.engine).await?;
+            checks::record(&engine, &set, &args.rules, &args.params, &store).await?
         }
-        let params = record.params.get(id).cloned().unwrap_or_default();
-        hits.extend(engine.run_rule(rule, &params).await?);
-    }
-    if hits_fingerprint(&hits) != record.hits_fingerprint {
-        return Err(not(format!(
-            "{} hits now, {} then, or their months, amounts or evidence differ",
-            hits.len(),
-            record.hits
-        )));
-    }
-    let rows = engine.load_evidence(&hits).await?;
-    let summary = format!(
-        "run {run_id} reproduced exactly: {} hits on lake version {}",
-        hits.len(),
-        record.lake_version
-    );
-    emit(args, &hits, &rows, &summary)
+    };
+    emit(args, &done.hits, &done.rows, &done.summary)
 }
 
 fn emit(

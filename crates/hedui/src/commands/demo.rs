@@ -100,7 +100,8 @@ pub async fn run(dir: &Path, persons: u64, seed: u64, serve: Serve) -> Result<Ex
     }
     let store = hedui_cases::CaseStore::open(&super::check::default_cases_url(&lake)).await?;
     let set = hedui_engine::rules::RuleSet::builtin()?;
-    let recorded = super::check::record(&engine, &set, &[], &Default::default(), &store).await?;
+    let recorded =
+        hedui_service::checks::record(&engine, &set, &[], &Default::default(), &store).await?;
     let hits = recorded.hits;
     println!();
     println!("核查结果 checks (hits, amount):");

@@ -67,6 +67,14 @@ impl From<hedui_service::Error> for ApiError {
             E::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m),
             E::Cases(c) => c.into(),
             E::Internal(m) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
+            other @ (E::Engine(_) | E::Lake(_) | E::NotReproduced { .. }) => {
+                tracing::error!(error = %other, "request failed inside the server");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the server could not answer; the server log has details",
+                )
+            }
         }
     }
 }
