@@ -59,7 +59,7 @@ impl Classes {
 pub struct Findings {
     /// The first expression that singles out a person or household.
     pub singles_out: Option<String>,
-    /// The first grouping key derived from an identifier.
+    /// The outermost aggregation's first grouping key derived from an identifier.
     pub identifying_group: Option<String>,
 }
 
@@ -377,15 +377,18 @@ impl Analyser {
                     other => (other.to_vec(), false),
                 };
                 let mut of = Vec::new();
+                // The aggregation analysed last is the outermost: its groups are the answer's
+                // rows. An inner one may group by person (per-person sums counted outside).
+                let mut identifying = None;
                 for g in &groups {
                     self.check(g, &on);
                     let class = self.class(g, &on);
-                    if class.any() && self.findings.identifying_group.is_none() {
-                        self.findings.identifying_group =
-                            Some(g.schema_name().to_string().chars().take(200).collect());
+                    if class.any() && identifying.is_none() {
+                        identifying = Some(g.schema_name().to_string().chars().take(200).collect());
                     }
                     of.push(class);
                 }
+                self.findings.identifying_group = identifying;
                 if grouping_id {
                     of.push(Reveals::Nothing);
                 }

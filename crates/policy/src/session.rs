@@ -462,6 +462,7 @@ impl Session {
                     "your role sees aggregates only: grouping by `{group}`, which is derived from an identifier, shows single persons"
                 )));
             }
+            suppress::check_private_input(&optimized).map_err(Error::Refused)?;
             let (rewritten, s) =
                 suppress::rewrite(&plan, self.threshold, &self.privacy).map_err(Error::Refused)?;
             optimized = state

@@ -12,7 +12,7 @@ use arrow::compute::kernels::cmp::lt;
 use arrow::compute::{cast, nullif};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::Column;
-use datafusion::common::tree_node::TreeNode;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::functions::core::expr_fn::coalesce;
 use datafusion::functions::math::expr_fn::random;
 use datafusion::functions_aggregate::average::avg_udaf;
@@ -364,6 +364,90 @@ fn private_aggregate(a: &Aggregate, privacy: &Privacy) -> Result<(LogicalPlan, C
             count_scale: privacy.count_scale(1, noised_figures),
         },
     ))
+}
+
+/// The topmost aggregation of a plan (the one the answer is made of).
+fn top_aggregate(plan: &LogicalPlan) -> Option<&Aggregate> {
+    match plan {
+        LogicalPlan::Aggregate(a) => Some(a),
+        other => other.inputs().into_iter().find_map(top_aggregate),
+    }
+}
+
+/// An expression that is (a cast of) a column.
+fn column_of(e: &Expr) -> Option<&Column> {
+    match e {
+        Expr::Column(c) => Some(c),
+        Expr::Cast(c) => column_of(&c.expr),
+        Expr::TryCast(c) => column_of(&c.expr),
+        Expr::Alias(a) => column_of(&a.expr),
+        _ => None,
+    }
+}
+
+fn is_identifier(plan: &LogicalPlan, e: &Expr) -> bool {
+    let Some(c) = column_of(e) else {
+        return false;
+    };
+    let (classes, _) = lineage::analyse(plan);
+    classes
+        .schema()
+        .index_of_column(c)
+        .is_ok_and(|i| classes.all()[i] == Reveals::Identifier)
+}
+
+/// Whether the rows an aggregate-only answer is made of each stay one person's: bounding each
+/// person's part bounds what one person can change only if no row mixes persons. Checked on the
+/// optimised plan (subqueries are joins there): below the answer's aggregation every join must
+/// match an identifying column of one side with one of the other (a person with their own rows,
+/// a household with its members), every inner aggregation must group by an identifying column,
+/// and no window may look across rows. Otherwise one person's value could reach every row (a
+/// join to "the largest income", a window over all rows), and the answer would tell it however
+/// the parts are bounded.
+pub fn check_private_input(optimized: &LogicalPlan) -> Result<(), String> {
+    let Some(top) = top_aggregate(optimized) else {
+        return Err(refuse("the result is not an aggregation"));
+    };
+    let mut problem = None;
+    let _ = top.input.apply(|node| {
+        if node.expressions().iter().any(has_subquery) {
+            problem = Some("a subquery below the aggregation".to_string());
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        match node {
+            LogicalPlan::Window(_) => {
+                problem = Some("a window function looks across persons' rows".into());
+            }
+            LogicalPlan::Join(j) => {
+                let on_person = j.on.iter().any(|(l, r)| {
+                    is_identifier(&j.left, l) && is_identifier(&j.right, r)
+                });
+                if !on_person {
+                    problem = Some(
+                        "a join must match the persons (or households) of both sides on their identifying columns, so that no row mixes persons".into(),
+                    );
+                }
+            }
+            LogicalPlan::Aggregate(inner)
+                if !inner.group_expr.iter().any(|g| is_identifier(&inner.input, g)) =>
+            {
+                problem = Some(
+                    "an aggregation below the answer's must group by the person (or household)"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        Ok(if problem.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    match problem {
+        Some(p) => Err(refuse(&p)),
+        None => Ok(()),
+    }
 }
 
 /// The column of an aggregation's input that says whom a row is about: the first pseudonymous

@@ -392,8 +392,43 @@ async fn aggregate_roles_cannot_single_anyone_out() {
     )
     .await
     .unwrap();
-    assert!(strings(&b, 1).iter().all(|n| n.as_deref() == Some("<5")));
-    assert!(strings(&b, 2).iter().all(Option::is_none));
+    assert!(
+        strings(&b, 0).is_empty(),
+        "groups of one person were shown: {:?}",
+        strings(&b, 0)
+    );
+}
+
+#[tokio::test]
+async fn aggregate_roles_cannot_spread_one_persons_value_over_everyone() {
+    let f = fixture().await;
+    let stat = who(Role::Statistician, None);
+    // Each would put one person's value (is anyone's income above a million?) into every row,
+    // where a count of the rows would tell it however each person's part is bounded.
+    for sql in [
+        "SELECT count(*) FROM persons p JOIN tax_income t ON t.income > 1000000",
+        "SELECT count(*) FROM persons p CROSS JOIN tax_income t WHERE t.income > 1000000",
+        "SELECT count(*) FROM persons WHERE EXISTS (SELECT 1 FROM tax_income WHERE income > 1000000)",
+        "SELECT count(*) FROM persons WHERE (SELECT sum(income) FROM tax_income) > 1000000",
+        "SELECT count(*) FROM persons p JOIN (SELECT sum(income) AS s FROM tax_income) x ON x.s > 1000000",
+        "SELECT count(*) FROM (SELECT person_id_key, sum(income) OVER () AS s FROM tax_income) WHERE s > 1000000",
+        "SELECT count(*) FROM persons p JOIN tax_income t ON p.region_code = CAST(t.income AS VARCHAR)",
+    ] {
+        match rows(f, &stat, None, sql).await {
+            Err(Error::Refused(m)) => assert!(m.contains("aggregates only"), "{sql}: {m}"),
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+    // Joining a person to their own rows, or aggregating per person first, is what statistics
+    // are made of.
+    for sql in [
+        "SELECT p.sex, count(*) FROM persons p JOIN tax_income t ON p.person_id_key = t.person_id_key GROUP BY p.sex",
+        "SELECT count(*) FROM persons p, tax_income t WHERE p.person_id_key = t.person_id_key",
+        "SELECT count(*) FROM (SELECT person_id_key, sum(income) AS s FROM tax_income GROUP BY person_id_key) WHERE s > 100000",
+    ] {
+        let answer = rows(f, &stat, None, sql).await;
+        assert!(answer.is_ok(), "{sql}: {answer:?}");
+    }
 }
 
 #[tokio::test]
