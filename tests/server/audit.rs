@@ -40,3 +40,79 @@ fn editing_one_byte_of_the_audit_log_is_caught_and_the_entry_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 3") && err.contains("entry 3"), "{err}");
 }
+
+/// The log's entries, parsed.
+fn entries_of(srv: &Server) -> Vec<serde_json::Value> {
+    let log = srv.lake.parent().unwrap().join("hedui-audit.log");
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn a_query_is_on_the_record_before_its_first_byte_even_if_the_server_is_killed() {
+    let mut srv = start();
+    let admin = token(&srv.lake, "admin", None);
+    // A long answer; read only its first bytes, then kill the server outright.
+    let body =
+        serde_json::json!({"sql": "SELECT * FROM pension_payments", "format": "csv"}).to_string();
+    let mut s = std::net::TcpStream::connect(&srv.http).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        s,
+        "POST /api/v1/sql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\nContent-Type: application/json\r\nx-request-id: killed-mid-answer\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut first = [0u8; 512];
+    let n = s.read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    srv.kill_now();
+    let entries = entries_of(&srv);
+    let started: Vec<_> = entries
+        .iter()
+        .filter(|e| e["request_id"] == "killed-mid-answer")
+        .collect();
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(started[0]["outcome"], "started");
+    assert_eq!(started[0]["statement"], "SELECT * FROM pension_payments");
+    assert_eq!(
+        started[0]["datasets"],
+        serde_json::json!(["pension_payments"])
+    );
+    // The log that was cut off mid-answer still verifies.
+    let out = run(hedui()
+        .args(["audit", "verify", "--log"])
+        .arg(srv.lake.parent().unwrap().join("hedui-audit.log")));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn when_the_audit_log_cannot_be_written_nothing_is_answered() {
+    let srv = start();
+    let analyst = token(&srv.lake, "analyst", None);
+    let sql = "SELECT count(*) AS n FROM persons";
+    assert_eq!(sql_http(&srv, &analyst, sql, "json").0, 200);
+    // The log's head file becomes a directory: no entry can be completed.
+    let head = srv.lake.parent().unwrap().join("hedui-audit.log.head");
+    std::fs::remove_file(&head).unwrap();
+    std::fs::create_dir(&head).unwrap();
+    let (status, body) = sql_http(&srv, &analyst, sql, "json");
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("audit log cannot be written"));
+    let (status, _) = call(&srv, "GET", "/api/v1/whoami", &analyst, None);
+    assert_eq!(status, 503);
+    let out = psql(&srv, &analyst, &[sql]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("audit log cannot be written"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty());
+    // Once the log can be written again, answers come again.
+    std::fs::remove_dir(&head).unwrap();
+    assert_eq!(sql_http(&srv, &analyst, sql, "json").0, 200);
+}

@@ -26,6 +26,14 @@ pub struct Server {
     _dir: tempfile::TempDir,
 }
 
+impl Server {
+    /// `kill -9`: no chance to finish anything.
+    pub fn kill_now(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -293,6 +301,23 @@ pub fn psql(srv: &Server, token: &str, commands: &[&str]) -> std::process::Outpu
             "host={} port={} user=tester dbname=hedui",
             srv.pg.0, srv.pg.1
         ));
+    // A command longer than the system lets an argument be goes in on standard input.
+    if commands.iter().any(|c| c.len() > 100_000) {
+        use std::io::Write;
+        let mut child = cmd
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("psql is installed");
+        let mut stdin = child.stdin.take().unwrap();
+        for c in commands {
+            let _ = writeln!(stdin, "{c};");
+        }
+        drop(stdin);
+        return child.wait_with_output().unwrap();
+    }
     for c in commands {
         cmd.args(["-c", c]);
     }

@@ -11,6 +11,9 @@ pub enum Interface {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// Accepted and about to be answered: written (and on disk) before the first byte of the
+    /// answer leaves; the request's final entry (same request id) follows when it is done.
+    Started,
     /// Done and answered.
     Ok,
     /// Not allowed: authentication, policy, purpose or a read-only violation.

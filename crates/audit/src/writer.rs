@@ -63,6 +63,7 @@ impl AuditLog {
 
     /// Append an event; returns its sequence number once it is durable.
     pub async fn record(&self, event: AuditEvent) -> Result<u64> {
+        let event = capped(event);
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Job { event, reply })
@@ -75,6 +76,7 @@ impl AuditLog {
 
     /// The same, for code that is not async (the command line).
     pub fn record_blocking(&self, event: AuditEvent) -> Result<u64> {
+        let event = capped(event);
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Job { event, reply })
@@ -84,6 +86,25 @@ impl AuditLog {
             .map_err(|_| Error::Stopped("the writer thread has ended".into()))?
             .map_err(Error::Stopped)
     }
+}
+
+/// Statements longer than this are kept as their first bytes and the hash of the whole: a
+/// 30 MB statement must not make a 30 MB entry.
+pub const STATEMENT_BYTES: usize = 4096;
+
+fn capped(mut event: AuditEvent) -> AuditEvent {
+    if let Some(s) = &event.statement
+        && s.len() > STATEMENT_BYTES
+    {
+        let mut end = STATEMENT_BYTES;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let digest = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        event.statement = Some(format!("{}… [{} bytes, sha256 {hex}]", &s[..end], s.len()));
+    }
+    event
 }
 
 fn open_file(path: &Path) -> Result<File> {

@@ -74,9 +74,16 @@ pub struct Claims {
     pub iss: String,
     pub iat: u64,
     pub exp: u64,
+    /// Not before: a token is refused until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     #[serde(default)]
     pub jti: String,
 }
+
+/// Larger than any token this server or an identity provider issues; a bigger one is refused
+/// before it is parsed.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// What `hedui token` is asked to sign.
 #[derive(Debug, Clone)]
@@ -165,6 +172,7 @@ impl Authenticator {
         validation.set_issuer(&[cfg.issuer.as_str()]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.leeway = 30;
+        validation.validate_nbf = true;
         let max_ttl = parse_duration(&cfg.max_ttl).map_err(|m| Error::Key {
             path: "[auth] max_ttl".into(),
             message: m,
@@ -185,6 +193,7 @@ impl Authenticator {
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.leeway = 30;
+        validation.validate_nbf = true;
         Authenticator {
             algorithm: Algorithm::HS256,
             decoding: DecodingKey::from_secret(secret),
@@ -204,6 +213,12 @@ impl Authenticator {
         let token = token.trim();
         if token.is_empty() {
             return Err(AuthFailure::Missing);
+        }
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthFailure::Malformed(format!(
+                "a token of {} bytes is larger than the {MAX_TOKEN_BYTES} accepted",
+                token.len()
+            )));
         }
         let header_alg = header_algorithm(token)?;
         if header_alg != format!("{:?}", self.algorithm) {
@@ -244,6 +259,21 @@ impl Authenticator {
         {
             return Err(AuthFailure::Claims(format!(
                 "region `{region}` is not an administrative-code prefix (2 to 12 digits)"
+            )));
+        }
+        // Time: not issued in the future, not valid before `nbf`, and no longer-lived than this
+        // server would issue (a token valid until 2200 is a leaked key's token), each with the
+        // same small clock skew.
+        let now = chrono::Utc::now().timestamp().max(0) as u64;
+        let skew = self.validation.leeway;
+        if c.iat > now + skew || c.nbf.is_some_and(|nbf| nbf > now + skew) {
+            return Err(AuthFailure::NotYetValid);
+        }
+        if c.exp.saturating_sub(c.iat) > self.max_ttl.as_secs() + skew {
+            return Err(AuthFailure::Claims(format!(
+                "a lifetime of {}s is longer than the {}s this server accepts ([auth] max_ttl)",
+                c.exp.saturating_sub(c.iat),
+                self.max_ttl.as_secs()
             )));
         }
         Ok(Identity {
@@ -290,6 +320,7 @@ impl Authenticator {
             iss: self.issuer.clone(),
             iat: now,
             exp: now + req.ttl.as_secs(),
+            nbf: None,
             jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
         };
         jsonwebtoken::encode(&Header::new(self.algorithm.jwt()), &claims, key)

@@ -28,7 +28,10 @@ fn main() -> ExitCode {
     // A server logs structured JSON lines (with request ids) at info by default.
     let serving = matches!(cli.command, cli::Command::Serve { .. });
     cli::init_logging(cli.verbose.max(u8::from(serving)), cli.log_json || serving);
+    // Query execution recurses over expression trees on these threads (planning has threads of
+    // its own, and statements are bounded in depth): room to spare.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(8 * 1024 * 1024)
         .enable_all()
         .build()
     {

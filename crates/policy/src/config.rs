@@ -75,6 +75,10 @@ pub struct QueryLimits {
     pub max_rows: u64,
     /// Memory one query may hold before it spills or fails, e.g. `1GiB`.
     pub memory: String,
+    /// A longer statement is refused before it is parsed.
+    pub max_sql_bytes: usize,
+    /// Expressions nested deeper are refused (they would exhaust a stack while planning).
+    pub max_expression_depth: usize,
 }
 
 impl Default for QueryLimits {
@@ -83,6 +87,8 @@ impl Default for QueryLimits {
             timeout: "60s".into(),
             max_rows: 100_000,
             memory: "1GiB".into(),
+            max_sql_bytes: 256 * 1024,
+            max_expression_depth: 128,
         }
     }
 }

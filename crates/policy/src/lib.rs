@@ -14,6 +14,7 @@ pub mod grant;
 pub mod inspect;
 pub mod lineage;
 mod masks;
+pub mod planner;
 pub mod privacy;
 mod scope;
 mod session;

@@ -31,6 +31,7 @@ use hedui_model::{Catalog, RegionScope};
 use crate::config::{AccessConfig, PolicyRule};
 use crate::grant::{self, AUDIT_TABLE, Grant};
 use crate::masks::Masks;
+use crate::planner::{self, Planner};
 use crate::privacy::Privacy;
 use crate::scope::{Scope, ScopedTable};
 use crate::suppress::{self, Suppression};
@@ -47,6 +48,9 @@ pub struct PolicyEngine {
     memory: usize,
     masks: Masks,
     privacy: Arc<Privacy>,
+    planner: Planner,
+    max_sql_bytes: usize,
+    max_depth: usize,
     audit_log: Option<PathBuf>,
     /// Contexts by what they show: callers with the same grants share one.
     cache: Mutex<HashMap<String, Arc<SessionContext>>>,
@@ -101,6 +105,9 @@ impl PolicyEngine {
                     .as_ref()
                     .map(|p| p.with_file_name("privacy-budget.jsonl")),
             )?),
+            planner: Planner::default(),
+            max_sql_bytes: config.limits.max_sql_bytes,
+            max_depth: config.limits.max_expression_depth,
             audit_log,
             cache: Mutex::new(HashMap::new()),
             regions: tokio::sync::Mutex::new(HashMap::new()),
@@ -185,6 +192,9 @@ impl PolicyEngine {
             grants: Arc::new(grants),
             threshold: self.threshold,
             privacy: self.privacy.clone(),
+            planner: self.planner.clone(),
+            max_sql_bytes: self.max_sql_bytes,
+            max_depth: self.max_depth,
             timeout: self.timeout,
             max_rows: self.max_rows,
             memory: self.memory,
@@ -358,6 +368,8 @@ pub struct Query {
     pub info: QueryInfo,
 }
 
+/// Cheap to clone: a clone is the same session (planning moves one to a planning thread).
+#[derive(Clone)]
 pub struct Session {
     ctx: Arc<SessionContext>,
     identity: Identity,
@@ -365,6 +377,9 @@ pub struct Session {
     grants: Arc<BTreeMap<String, Grant>>,
     threshold: u64,
     privacy: Arc<Privacy>,
+    planner: Planner,
+    max_sql_bytes: usize,
+    max_depth: usize,
     timeout: Duration,
     max_rows: u64,
     memory: usize,
@@ -392,24 +407,58 @@ impl Session {
         &self.ctx
     }
 
-    /// Plan `sql` and check it is something this caller may run.
+    /// Plan `sql` and check it is something this caller may run: on a planning thread, within
+    /// the time limit (see [`crate::planner`]).
     pub async fn plan(&self, sql: &str) -> Result<Query> {
-        let plan = self.logical(sql).await?;
-        self.check(plan)
+        planner::check_size(sql, self.max_sql_bytes)?;
+        let (me, sql) = (self.clone(), sql.to_string());
+        let handle = tokio::runtime::Handle::current();
+        self.planner
+            .run(self.timeout, move || {
+                let plan = handle.block_on(me.parse_and_plan(&sql))?;
+                me.check_here(plan)
+            })
+            .await
     }
 
     /// The caller's plan of `sql` as written, unchecked: for the Postgres extended protocol,
     /// which needs parameter types before values arrive. Run it only through [`Self::check`].
     pub async fn logical(&self, sql: &str) -> Result<LogicalPlan> {
-        self.ctx
-            .state()
-            .create_logical_plan(sql)
+        planner::check_size(sql, self.max_sql_bytes)?;
+        let (me, sql) = (self.clone(), sql.to_string());
+        let handle = tokio::runtime::Handle::current();
+        self.planner
+            .run(self.timeout, move || {
+                handle.block_on(me.parse_and_plan(&sql))
+            })
+            .await
+    }
+
+    /// Parse (its size and depth bounded) and plan. Only on a planning thread.
+    async fn parse_and_plan(&self, sql: &str) -> Result<LogicalPlan> {
+        let state = self.ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let statement = state
+            .sql_to_statement(sql, &dialect)
+            .map_err(|e| self.planning_error(e))?;
+        planner::check_depth(&statement, self.max_depth)?;
+        state
+            .statement_to_plan(statement)
             .await
             .map_err(|e| self.planning_error(e))
     }
 
-    /// Check a plan of this session and prepare it to run.
-    pub fn check(&self, plan: LogicalPlan) -> Result<Query> {
+    /// Check a plan of this session and prepare it to run, on a planning thread.
+    pub async fn check(&self, plan: LogicalPlan) -> Result<Query> {
+        let me = self.clone();
+        self.planner
+            .run(self.timeout, move || me.check_here(plan))
+            .await
+    }
+
+    /// Check a plan of this session and prepare it to run (optimising it, which folds
+    /// constants: only on a planning thread).
+    fn check_here(&self, plan: LogicalPlan) -> Result<Query> {
         let state = self.ctx.state();
         hedui_engine::read_only().verify_plan(&plan).map_err(|e| {
             Error::Refused(format!(
@@ -630,7 +679,7 @@ impl Session {
             .create_logical_plan(sql)
             .await
             .map_err(|e| self.planning_error(e))?;
-        let query = self.check(plan)?;
+        let query = self.check(plan).await?;
         let mut stream = self.execute(query).await?;
         let mut batches = Vec::new();
         while let Some(b) = stream.next().await {

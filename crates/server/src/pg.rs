@@ -369,6 +369,19 @@ impl PolicyHook {
         // With what running it cost (a privacy budget spent).
         event.policies = stream.info.policies.clone();
         let fields = Arc::new(arrow_schema_to_pg_fields(&stream.schema(), format, None)?);
+        // On disk before the first row is sent; the outcome follows when the client has read
+        // the rows. No entry, no answer.
+        let mut intent = event.clone();
+        intent.outcome = hedui_audit::Outcome::Started;
+        intent.duration_ms = started.elapsed().as_millis() as u64;
+        if let Err(e) = self.state.audit.record(intent).await {
+            tracing::error!(error = %e, "audit entry not written: answer withheld");
+            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "ERROR".to_owned(),
+                "58030".to_owned(),
+                "the audit log cannot be written, so no answer is given".to_owned(),
+            ))));
+        }
         let (rows, truncated) = stream.counters();
         let failed = Arc::new(std::sync::Mutex::new(None));
         let guard = AuditOnEnd {
@@ -515,7 +528,7 @@ impl QueryHook for PolicyHook {
                 return Some(Err(self.refused(event, started, &err).await));
             }
         };
-        let query = match session.check(plan) {
+        let query = match session.check(plan).await {
             Ok(q) => q,
             Err(e) => return Some(Err(self.refused(event, started, &e).await)),
         };

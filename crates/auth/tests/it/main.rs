@@ -97,6 +97,7 @@ fn an_expired_token_is_refused() {
         iss: "hedui".into(),
         iat: now - 7200,
         exp: now - 3600,
+        nbf: None,
         jti: String::new(),
     };
     let token = jsonwebtoken::encode(
@@ -151,6 +152,56 @@ fn malformed_tokens_and_bad_claims_are_refused() {
     let no_exp =
         sign(serde_json::json!({"sub": "x", "roles": ["admin"], "iss": "hedui", "iat": 0}));
     assert!(auth.verify(&no_exp).is_err(), "a token must expire");
+}
+
+#[test]
+fn tokens_from_the_future_forever_or_oversized_are_refused() {
+    let secret = b"0123456789abcdef0123456789abcdef";
+    let auth = Authenticator::hs256(secret, "hedui");
+    let sign = |claims: serde_json::Value| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    };
+    let now = chrono::Utc::now().timestamp() as u64;
+    let claims = |iat: u64, exp: u64, nbf: Option<u64>| {
+        let mut c = serde_json::json!({"sub": "x", "roles": ["analyst"], "iss": "hedui", "iat": iat, "exp": exp});
+        if let Some(n) = nbf {
+            c["nbf"] = n.into();
+        }
+        c
+    };
+    // A fresh, ordinary token passes, also a few seconds of clock skew either way.
+    assert!(auth.verify(&sign(claims(now, now + 3600, None))).is_ok());
+    assert!(
+        auth.verify(&sign(claims(now + 10, now + 3600, Some(now + 10))))
+            .is_ok()
+    );
+    // Issued in the future, not valid yet.
+    assert_eq!(
+        auth.verify(&sign(claims(now + 3600, now + 7200, None))),
+        Err(AuthFailure::NotYetValid)
+    );
+    assert_eq!(
+        auth.verify(&sign(claims(now, now + 7200, Some(now + 3600)))),
+        Err(AuthFailure::NotYetValid)
+    );
+    // Valid until 2200: longer than any lifetime this server issues.
+    let forever = sign(claims(now, 7_258_118_400, None));
+    assert!(
+        matches!(auth.verify(&forever), Err(AuthFailure::Claims(m)) if m.contains("lifetime")),
+        "{:?}",
+        auth.verify(&forever)
+    );
+    // 267 KB of padding in a claim: refused before it is parsed.
+    let mut big = claims(now, now + 3600, None);
+    big["pad"] = "x".repeat(267_000).into();
+    assert!(
+        matches!(auth.verify(&sign(big)), Err(AuthFailure::Malformed(m)) if m.contains("larger"))
+    );
 }
 
 #[test]

@@ -33,8 +33,8 @@ impl Caller {
         e
     }
 
-    pub async fn audit_ok(&self, state: &AppState, action: &str) {
-        record(state, self.event(action)).await;
+    pub async fn audit_ok(&self, state: &AppState, action: &str) -> Result<(), ApiError> {
+        record(state, self.event(action)).await
     }
 }
 
@@ -50,14 +50,18 @@ pub async fn failed(
     event.outcome = outcome;
     event.reason = Some(err.message.clone());
     event.duration_ms = started.elapsed().as_millis() as u64;
-    record(state, event).await;
+    // Refused either way; a refusal the log cannot take is in the server log.
+    let _ = record(state, event).await;
     err
 }
 
-pub async fn record(state: &AppState, event: AuditEvent) {
-    if let Err(e) = state.audit.record(event).await {
-        tracing::error!(error = %e, "audit entry lost");
-    }
+/// Write an entry, on disk when this returns. If the log cannot take it, the request gets no
+/// answer: nothing is given that the audit trail does not show.
+pub async fn record(state: &AppState, event: AuditEvent) -> Result<(), ApiError> {
+    state.audit.record(event).await.map(|_| ()).map_err(|e| {
+        tracing::error!(error = %e, "audit entry not written: answer withheld");
+        ApiError::audit_unavailable()
+    })
 }
 
 impl FromRequestParts<Arc<AppState>> for Caller {
@@ -116,7 +120,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                 e.outcome = Outcome::Refused;
                 e.reason = Some(format!("authentication: {why}"));
                 e.request_id = Some(request_id);
-                record(state, e).await;
+                let _ = record(state, e).await;
                 state.metrics.inc(
                     "hedui_auth_failures_total",
                     format!("reason=\"{}\"", why.code()),

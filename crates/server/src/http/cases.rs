@@ -80,10 +80,10 @@ impl<'a> Audited<'a> {
         failed(self.state, self.event, self.started, outcome, err).await
     }
 
-    async fn ok(mut self, rows: u64) {
+    async fn ok(mut self, rows: u64) -> Result<(), ApiError> {
         self.event.rows = Some(rows);
         self.event.duration_ms = self.started.elapsed().as_millis() as u64;
-        record(self.state, self.event).await;
+        record(self.state, self.event).await
     }
 
     /// An audited request of a caller who has at least `need`, or its refusal.
@@ -109,7 +109,7 @@ impl<'a> Audited<'a> {
         match result {
             Ok(value) => {
                 let n = rows(&value);
-                self.ok(n).await;
+                self.ok(n).await?;
                 Ok(Json(value).into_response())
             }
             Err(e) => Err(self.refuse(e.into()).await),
@@ -281,7 +281,7 @@ pub async fn get(
         .case_scope(&caller.identity, Access::Act)
         .is_some_and(|s| s.rules.is_none_or(|ids| ids.contains(&detail.case.rule_id)))
         .into();
-    a.ok(1).await;
+    a.ok(1).await?;
     Ok(Json(body).into_response())
 }
 
@@ -498,7 +498,7 @@ pub async fn stats(
                     p.epsilon, p.spent, p.budget
                 ));
             }
-            a.ok(figures.stats.by_rule_region.len() as u64).await;
+            a.ok(figures.stats.by_rule_region.len() as u64).await?;
             Ok(Json(figures).into_response())
         }
         Err(e) => Err(a.refuse(e.into()).await),
@@ -508,7 +508,9 @@ pub async fn stats(
 /// What the UI needs to offer the right choices: states and their moves, reasons, levels, and
 /// the rules the caller's cases come from.
 pub async fn workflow(State(state): State<Arc<AppState>>, caller: Caller) -> Response {
-    caller.audit_ok(&state, "GET /api/v1/workflow").await;
+    if let Err(e) = caller.audit_ok(&state, "GET /api/v1/workflow").await {
+        return e.into_response();
+    }
     let access = state.service.case_access(&caller.identity);
     let scope = access
         .and_then(|need| state.service.case_scope(&caller.identity, need))

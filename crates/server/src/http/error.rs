@@ -19,6 +19,15 @@ impl ApiError {
         }
     }
 
+    /// The audit log cannot be written: no answer is given (fail closed).
+    pub fn audit_unavailable() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            "the audit log cannot be written, so no answer is given; the operator has been told in the server log",
+        )
+    }
+
     pub fn unauthenticated(why: &hedui_auth::AuthFailure) -> Self {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", why.to_string())
     }

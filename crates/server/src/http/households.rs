@@ -76,7 +76,7 @@ pub async fn verify(
     event.policies = vec![format!("household verification {}: {}", v.id, v.verdict)];
     event.rows = Some(v.rows);
     event.duration_ms = started.elapsed().as_millis() as u64;
-    record(&state, event).await;
+    record(&state, event).await?;
     Ok(Json(v.report).into_response())
 }
 
@@ -94,7 +94,7 @@ pub async fn report(
             event.purpose = Some(format!("授权书 {}", v.authorisation));
             event.rows = Some(1);
             event.duration_ms = started.elapsed().as_millis() as u64;
-            record(&state, event).await;
+            record(&state, event).await?;
             Ok(Json(v.report).into_response())
         }
         Err(e) => {

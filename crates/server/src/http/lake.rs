@@ -102,7 +102,7 @@ pub async fn overview(
             "rows_duplicate": c.counts.rows_duplicate,
         }));
     }
-    caller.audit_ok(&state, "GET /api/v1/lake").await;
+    caller.audit_ok(&state, "GET /api/v1/lake").await?;
     Ok(Json(serde_json::json!({
         "lake_version": snapshot.version(),
         "datasets": datasets.into_values().collect::<Vec<_>>(),

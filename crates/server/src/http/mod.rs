@@ -190,7 +190,9 @@ async fn not_found() -> ApiError {
 /// Who the token says the caller is, and what each dataset shows them.
 async fn whoami(State(state): State<Arc<AppState>>, caller: Caller) -> Response {
     let grants = state.policy().grants(&caller.identity);
-    caller.audit_ok(&state, "GET /api/v1/whoami").await;
+    if let Err(e) = caller.audit_ok(&state, "GET /api/v1/whoami").await {
+        return e.into_response();
+    }
     axum::Json(serde_json::json!({
         "subject": caller.identity.subject,
         "roles": caller.identity.roles,
@@ -204,7 +206,9 @@ async fn whoami(State(state): State<Arc<AppState>>, caller: Caller) -> Response 
 /// The datasets the caller may query, with how each is shown to them.
 async fn datasets(State(state): State<Arc<AppState>>, caller: Caller) -> Response {
     let grants = state.policy().grants(&caller.identity);
-    caller.audit_ok(&state, "GET /api/v1/datasets").await;
+    if let Err(e) = caller.audit_ok(&state, "GET /api/v1/datasets").await {
+        return e.into_response();
+    }
     let list: Vec<serde_json::Value> = grants
         .values()
         .map(|g| {

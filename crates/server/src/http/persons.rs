@@ -69,7 +69,7 @@ pub async fn check(
     event.policies = vec![format!("person check: {} rules", results.len())];
     event.rows = Some(hits);
     event.duration_ms = started.elapsed().as_millis() as u64;
-    record(&state, event).await;
+    record(&state, event).await?;
     Ok(axum::Json(serde_json::json!({
         "person_id": check.person.as_str(),
         "lake_version": check.lake_version,

@@ -112,6 +112,14 @@ pub async fn run(
             return Err(refuse(event, Outcome::Error, err).await);
         }
     };
+    // The entry is on disk before the first byte of the answer leaves; its outcome (rows,
+    // duration, a failure) follows when the answer is done.
+    let mut intent = event.clone();
+    intent.outcome = Outcome::Started;
+    intent.duration_ms = started.elapsed().as_millis() as u64;
+    if let Err(e) = super::caller::record(&state, intent).await {
+        return Err(refuse(event, Outcome::Error, e).await);
+    }
     state.metrics.inc(
         "hedui_queries_total",
         "interface=\"http\",outcome=\"ok\"".to_string(),
