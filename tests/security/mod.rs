@@ -3,6 +3,7 @@
 //! protocol (the real `psql`) and the extended one (a Rust client with prepared statements and
 //! bound values), and the command line. Each attack is refused or returns nothing it should not.
 
+mod connections;
 mod limits;
 mod privacy;
 mod side_doors;

@@ -76,7 +76,35 @@ pub fn start_checked(config: Option<&str>) -> Server {
 }
 
 pub fn start_with(dir: tempfile::TempDir, lake: PathBuf, config: Option<PathBuf>) -> Server {
-    let mut cmd = hedui();
+    start_as(dir, lake, config, None)
+}
+
+/// A served city whose server may hold at most `nofile` file descriptors.
+pub fn start_limited(config: &str, nofile: u32) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&city().data(), &lake);
+    let path = dir.path().join("hedui.toml");
+    std::fs::write(&path, config).unwrap();
+    start_as(dir, lake, Some(path), Some(nofile))
+}
+
+fn start_as(
+    dir: tempfile::TempDir,
+    lake: PathBuf,
+    config: Option<PathBuf>,
+    nofile: Option<u32>,
+) -> Server {
+    let mut cmd = match nofile {
+        Some(n) => {
+            let mut c = Command::new("prlimit");
+            c.arg(format!("--nofile={n}:{n}"))
+                .arg("--")
+                .arg(env!("CARGO_BIN_EXE_hedui"));
+            c
+        }
+        None => hedui(),
+    };
     if let Some(c) = &config {
         cmd.arg("--config").arg(c);
     }

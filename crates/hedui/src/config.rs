@@ -73,6 +73,11 @@ pub struct ServerConfig {
     /// Run the person rules over the whole city once per lake version, so that a person check
     /// at application time is a lookup (milliseconds) instead of five rule queries.
     pub precompute_person_checks: bool,
+    /// A client must send a request's headers within this (idle keep-alive connections
+    /// included), e.g. `10s`; else the connection is closed.
+    pub header_timeout: String,
+    /// Connections held at once per listener; more wait to be accepted.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +87,8 @@ impl Default for ServerConfig {
             pg: "127.0.0.1:5433".into(),
             pseudonym_key_file: None,
             precompute_person_checks: true,
+            header_timeout: "10s".into(),
+            max_connections: 512,
         }
     }
 }

@@ -49,6 +49,10 @@ impl AppState {
 pub struct Listen {
     pub http: SocketAddr,
     pub pg: Option<SocketAddr>,
+    /// HTTP: the time a client has to send a request's headers (idle keep-alive included).
+    pub header_timeout: std::time::Duration,
+    /// Connections held at once per listener; more wait in the backlog.
+    pub max_connections: usize,
 }
 
 /// Bind both listeners (so a wrong address fails before anything is served), then serve until
@@ -106,29 +110,73 @@ pub async fn serve(
         }
     });
     let app = http::router(state.clone());
-    // Results go out in several writes (head, batches, tail): without TCP_NODELAY a small
-    // response waits ~40 ms for the client's delayed ACK.
-    let http = axum::serve::ListenerExt::tap_io(http, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    let http_task = async move {
-        axum::serve(
-            http,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .map_err(Error::Serve)
-    };
+    let http_task = serve_http(app, http, listen.header_timeout, listen.max_connections);
     match pg {
         Some(listener) => {
-            let pg_task = pg::serve(state, listener);
+            let pg_task = pg::serve(state, listener, listen.max_connections);
             tokio::select! {
                 r = http_task => r,
                 r = pg_task => r,
             }
         }
         None => http_task.await,
+    }
+}
+
+/// Accept a connection, or wait out a failure (out of file descriptors, a reset during the
+/// handshake): an accept error is logged and survived, never the end of the server.
+pub(crate) async fn accept(
+    listener: &tokio::net::TcpListener,
+    what: &str,
+) -> (tokio::net::TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(x) => return x,
+            Err(e) => {
+                tracing::warn!(listener = what, error = %e, "accept failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// HTTP/1 by hand rather than `axum::serve`, for what a public listener needs: a header timeout
+/// (a connection that sends nothing is closed), a limit on connections held (more wait in the
+/// backlog until one is free), accept errors survived.
+async fn serve_http(
+    app: axum::Router,
+    listener: tokio::net::TcpListener,
+    header_timeout: std::time::Duration,
+    max_connections: usize,
+) -> Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    loop {
+        let slot = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::Serve(std::io::Error::other(e)))?;
+        let (tcp, addr) = accept(&listener, "http").await;
+        // Results go out in several writes (head, batches, tail): without TCP_NODELAY a small
+        // response waits ~40 ms for the client's delayed ACK.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not set TCP_NODELAY");
+        }
+        let svc = app
+            .clone()
+            .layer(axum::Extension(axum::extract::ConnectInfo(addr)));
+        tokio::spawn(async move {
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(svc))
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(client = %addr, error = %e, "http connection ended");
+            }
+            drop(slot);
+        });
     }
 }

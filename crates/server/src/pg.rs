@@ -38,10 +38,20 @@ use crate::{AppState, Error, Result};
 const TOKEN_KEY: &str = "hedui.token";
 const PURPOSE_KEY: &str = "hedui.purpose";
 
-pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> Result<()> {
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    max_connections: usize,
+) -> Result<()> {
     let handlers = Arc::new(Handlers::new(state.clone()));
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     loop {
-        let (socket, addr) = listener.accept().await.map_err(Error::Serve)?;
+        let slot = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::Serve(std::io::Error::other(e)))?;
+        let (socket, addr) = crate::accept(&listener, "postgres").await;
         let _ = socket.set_nodelay(true);
         state
             .metrics
@@ -53,6 +63,7 @@ pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> R
             {
                 tracing::info!(client = %addr, error = %e, "postgres connection ended");
             }
+            drop(slot);
         });
     }
 }

@@ -66,7 +66,15 @@ pub async fn serve_with(
         metrics: Arc::new(Metrics::default()),
     });
     let audit_path = cfg.audit_path(lake);
-    hedui_server::serve(state, Listen { http, pg }, |http, pg| {
+    let header_timeout = hedui_auth::parse_duration(&cfg.server.header_timeout)
+        .map_err(|m| Error::Usage(format!("[server] header_timeout: {m}")))?;
+    let listen = Listen {
+        http,
+        pg,
+        header_timeout,
+        max_connections: cfg.server.max_connections,
+    };
+    hedui_server::serve(state, listen, |http, pg| {
         // Printed (not logged) so scripts and tests can read the bound ports.
         println!("hedui 服务已启动 serving lake {}", lake.display());
         println!("  HTTP      http://{http}/api/v1  (OpenAPI: /api/v1/openapi.json)");
