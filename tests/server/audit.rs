@@ -101,6 +101,8 @@ fn when_the_audit_log_cannot_be_written_nothing_is_answered() {
     assert_eq!(sql_http(&srv, &analyst, sql, "json").0, 200);
     // The log's head file becomes a directory: no entry can be completed.
     let head = srv.lake.parent().unwrap().join("hedui-audit.log.head");
+    // (The first answer's outcome entry is written as its body ends: let it land first.)
+    std::thread::sleep(std::time::Duration::from_millis(300));
     std::fs::remove_file(&head).unwrap();
     std::fs::create_dir(&head).unwrap();
     let (status, body) = sql_http(&srv, &analyst, sql, "json");
@@ -115,4 +117,89 @@ fn when_the_audit_log_cannot_be_written_nothing_is_answered() {
     // Once the log can be written again, answers come again.
     std::fs::remove_dir(&head).unwrap();
     assert_eq!(sql_http(&srv, &analyst, sql, "json").0, 200);
+}
+
+#[test]
+fn a_committed_case_step_always_has_its_audit_entry_even_after_kill_9() {
+    let mut srv = start_checked(None);
+    let admin = token(&srv.lake, "admin", None);
+    let (_, page) = call(
+        &srv,
+        "GET",
+        "/api/v1/cases?state=new&limit=200",
+        &admin,
+        None,
+    );
+    let ids: Vec<String> = page["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(ids.len() > 20);
+    // Steps as fast as they go, and the server killed among them.
+    let (addr, t) = (srv.http.clone(), admin.clone());
+    let worker = std::thread::spawn(move || {
+        for id in ids {
+            let body =
+                serde_json::json!({"assignee": "grid-team-7", "note": "kill test"}).to_string();
+            let auth = format!("Bearer {t}");
+            let r = std::panic::catch_unwind(|| {
+                http(
+                    &addr,
+                    "POST",
+                    &format!("/api/v1/cases/{id}/assign"),
+                    &[
+                        ("Authorization", &auth),
+                        ("Content-Type", "application/json"),
+                    ],
+                    &body,
+                )
+            });
+            if r.is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    srv.kill_now();
+    let _ = worker.join();
+    // Every step the case store committed has its entry in the log.
+    let db = srv.lake.parent().unwrap().join("hedui-cases.db");
+    let committed: Vec<String> = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::query_scalar(
+            "SELECT case_id FROM case_events WHERE to_state = 'assigned' AND note = 'kill test'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    });
+    assert!(
+        !committed.is_empty(),
+        "no step was committed before the kill"
+    );
+    let entries = entries_of(&srv);
+    for id in &committed {
+        assert!(
+            entries
+                .iter()
+                .any(|e| e["action"] == "POST /api/v1/cases/{id}/assign"
+                    && e["statement"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with(&format!("assign case {id} "))
+                            && s.ends_with("grid-team-7"))),
+            "case {id}: a committed step without its audit entry"
+        );
+    }
+    let out = run(hedui()
+        .args(["audit", "verify", "--log"])
+        .arg(srv.lake.parent().unwrap().join("hedui-audit.log")));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -80,6 +80,17 @@ impl<'a> Audited<'a> {
         failed(self.state, self.event, self.started, outcome, err).await
     }
 
+    /// Before a change: the entry, as intent, on disk first (the change follows only if it is),
+    /// so a crash can leave an intent without its change but never a change without its entry.
+    async fn intend(self) -> Result<Self, ApiError> {
+        let mut intent = self.event.clone();
+        intent.outcome = Outcome::Started;
+        match record(self.state, intent).await {
+            Ok(()) => Ok(self),
+            Err(e) => Err(self.refuse(e).await),
+        }
+    }
+
     async fn ok(mut self, rows: u64) -> Result<(), ApiError> {
         self.event.rows = Some(rows);
         self.event.duration_ms = self.started.elapsed().as_millis() as u64;
@@ -321,6 +332,7 @@ pub async fn transition(
         Err(e) => return Err(a.refuse(e).await),
     };
     a.event.statement = Some(format!("case {id} -> {}", step.to));
+    let a = a.intend().await?;
     let scope = a.scope.clone();
     let changed = state.service.cases.transition(&scope, &id, &step).await;
     if let Ok(to) = &changed {
@@ -407,6 +419,7 @@ pub async fn assign(
         }
     };
     a.event.statement = Some(format!("assign case {id} to {assignee}"));
+    let a = a.intend().await?;
     let step = Step::to(CaseState::Assigned)
         .by(&caller.identity.subject)
         .assignee(&assignee)
@@ -430,6 +443,8 @@ pub async fn dispatch(
         "dispatch new cases by region".into(),
         Access::Act,
     )
+    .await?
+    .intend()
     .await?;
     let assigned = state
         .service
@@ -465,6 +480,7 @@ pub async fn escalate(
         );
         return Err(a.refuse(err).await);
     }
+    let a = a.intend().await?;
     let escalated = state
         .service
         .cases

@@ -52,6 +52,12 @@ pub async fn verify(
     if !body.authorisation.trim().is_empty() {
         event.purpose = Some(format!("授权书 {}", body.authorisation.trim()));
     }
+    // The verification is kept (a change): its entry goes first, as intent.
+    let mut intent = event.clone();
+    intent.outcome = Outcome::Started;
+    if let Err(e) = record(&state, intent).await {
+        return Err(failed(&state, event, started, Outcome::Error, e).await);
+    }
     let verified = state
         .service
         .verify_household(
