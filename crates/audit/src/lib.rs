@@ -7,12 +7,14 @@
 //! The hash covers the line's exact bytes, so any changed byte shows. A head file beside the
 //! log records the last sequence number and hash, so entries cut from the end show too.
 
+pub mod checkpoint;
 mod entry;
 mod verify;
 mod writer;
 
+pub use checkpoint::{Checkpoint, Signer, checkpoint_path, read_public_key};
 pub use entry::{AuditEvent, Entry, Interface, Outcome};
-pub use verify::{Problem, Verified, verify};
+pub use verify::{Problem, SignedCheck, Verified, verify, verify_signed};
 pub use writer::AuditLog;
 
 #[derive(Debug, thiserror::Error)]

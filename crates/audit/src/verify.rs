@@ -33,11 +33,93 @@ pub enum Problem {
     Truncated { last: u64, head: u64 },
     #[error("the head file does not match entry {seq}: the log or the head file was changed")]
     HeadMismatch { seq: u64 },
+    #[error("the audit log is missing or empty: a serving hub always has entries")]
+    Empty,
+    #[error("no signed checkpoint was found beside the log or in its copies")]
+    NoCheckpoints,
+    #[error("the checkpoint of entry {seq} is not signed by the audit key")]
+    BadSignature { seq: u64 },
+    #[error(
+        "entry {seq} is not the entry its signed checkpoint names: entries were removed, changed and hashed again"
+    )]
+    Rehashed { seq: u64 },
+    #[error(
+        "{unanchored} entries after the last signed checkpoint (entry {last_checkpoint}), more than the {window} a crash can leave: entries were added or the checkpoints cut"
+    )]
+    Unanchored {
+        unanchored: u64,
+        last_checkpoint: u64,
+        window: u64,
+    },
+}
+
+/// How a signed verification is done.
+pub struct SignedCheck<'a> {
+    /// The audit key's public half (32 bytes).
+    pub public_key: &'a [u8],
+    /// Checkpoint files: beside the log, and the copies.
+    pub checkpoints: &'a [std::path::PathBuf],
+    /// Entries a crash may leave after the last checkpoint.
+    pub window: u64,
+}
+
+/// [`verify`], and then every signed checkpoint against the chain: each must be signed by the
+/// key and name an entry of the log with that hash, and the log may run past the last one by at
+/// most `window` entries.
+pub fn verify_signed(
+    path: &Path,
+    check: &SignedCheck<'_>,
+) -> Result<std::result::Result<Verified, Problem>> {
+    let mut hashes = Vec::new();
+    let verified = match walk(path, Some(&mut hashes))? {
+        Ok(v) => v,
+        Err(p) => return Ok(Err(p)),
+    };
+    let mut checkpoints = Vec::new();
+    for file in check.checkpoints {
+        checkpoints.extend(crate::checkpoint::read_checkpoints(file)?);
+    }
+    if checkpoints.is_empty() {
+        return Ok(Err(Problem::NoCheckpoints));
+    }
+    if let Some(c) = checkpoints.iter().find(|c| !c.signed_by(check.public_key)) {
+        return Ok(Err(Problem::BadSignature { seq: c.seq }));
+    }
+    let last_checkpoint = checkpoints.iter().map(|c| c.seq).max().unwrap_or(0);
+    if last_checkpoint > verified.entries {
+        return Ok(Err(Problem::Truncated {
+            last: verified.entries,
+            head: last_checkpoint,
+        }));
+    }
+    if let Some(c) = checkpoints
+        .iter()
+        .find(|c| c.seq == 0 || hashes[c.seq as usize - 1] != c.hash)
+    {
+        return Ok(Err(Problem::Rehashed { seq: c.seq }));
+    }
+    let unanchored = verified.entries - last_checkpoint;
+    if unanchored > check.window {
+        return Ok(Err(Problem::Unanchored {
+            unanchored,
+            last_checkpoint,
+            window: check.window,
+        }));
+    }
+    Ok(Ok(verified))
 }
 
 /// Check every entry of the log at `path`. `Ok(Err(problem))` is a broken chain; `Err` is a log
 /// that cannot be read at all.
 pub fn verify(path: &Path) -> Result<std::result::Result<Verified, Problem>> {
+    walk(path, None)
+}
+
+/// Walk the chain; with `hashes`, collect every entry's hash in order.
+fn walk(
+    path: &Path,
+    mut hashes: Option<&mut Vec<String>>,
+) -> Result<std::result::Result<Verified, Problem>> {
     let io = |source| Error::Io {
         path: path.display().to_string(),
         source,
@@ -53,13 +135,22 @@ pub fn verify(path: &Path) -> Result<std::result::Result<Verified, Problem>> {
         for (i, line) in std::io::BufReader::new(file).split(b'\n').enumerate() {
             let line_no = i as u64 + 1;
             let line = line.map_err(io)?;
-            if let Err(p) = check_line(&line, line_no, expected, &prev).map(|hash| prev = hash) {
-                return Ok(Err(p));
+            match check_line(&line, line_no, expected, &prev) {
+                Ok(hash) => {
+                    if let Some(h) = hashes.as_deref_mut() {
+                        h.push(hash.clone());
+                    }
+                    prev = hash;
+                }
+                Err(p) => return Ok(Err(p)),
             }
             expected += 1;
         }
     }
     let last = expected - 1;
+    if last == 0 {
+        return Ok(Err(Problem::Empty));
+    }
     if let Some((head_seq, head_hash)) = read_head(path)? {
         if head_seq > last {
             return Ok(Err(Problem::Truncated {

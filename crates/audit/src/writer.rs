@@ -8,7 +8,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use crate::{AuditEvent, Entry, Error, GENESIS, Result, head_path};
+use crate::{AuditEvent, Entry, Error, GENESIS, Result, Signer, head_path};
 
 struct Job {
     event: AuditEvent,
@@ -35,6 +35,15 @@ const MAX_GROUP: usize = 512;
 impl AuditLog {
     /// Open (creating if needed) the log at `path` and start its writer.
     pub fn open(path: &Path) -> Result<AuditLog> {
+        Self::open_with(path, None)
+    }
+
+    /// The same, signing a checkpoint after every write with `signer`.
+    pub fn open_signed(path: &Path, signer: Signer) -> Result<AuditLog> {
+        Self::open_with(path, Some(signer))
+    }
+
+    fn open_with(path: &Path, signer: Option<Signer>) -> Result<AuditLog> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| Error::Io {
                 path: dir.display().to_string(),
@@ -46,7 +55,7 @@ impl AuditLog {
         let owned = path.to_path_buf();
         std::thread::Builder::new()
             .name("hedui-audit".into())
-            .spawn(move || writer_loop(owned, file, rx))
+            .spawn(move || writer_loop(owned, file, rx, signer))
             .map_err(|source| Error::Io {
                 path: path.display().to_string(),
                 source,
@@ -121,7 +130,7 @@ fn open_file(path: &Path) -> Result<File> {
     })
 }
 
-fn writer_loop(path: PathBuf, mut file: File, rx: mpsc::Receiver<Job>) {
+fn writer_loop(path: PathBuf, mut file: File, rx: mpsc::Receiver<Job>, signer: Option<Signer>) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -131,7 +140,7 @@ fn writer_loop(path: PathBuf, mut file: File, rx: mpsc::Receiver<Job>) {
             }
         }
         let events: Vec<&AuditEvent> = group.iter().map(|j| &j.event).collect();
-        match append(&path, &mut file, &events) {
+        match append(&path, &mut file, &events, signer.as_ref()) {
             Ok(first_seq) => {
                 for (i, job) in group.into_iter().enumerate() {
                     let _ = job.reply.send(Ok(first_seq + i as u64));
@@ -149,7 +158,12 @@ fn writer_loop(path: PathBuf, mut file: File, rx: mpsc::Receiver<Job>) {
 }
 
 /// Under the file lock: find the chain's end, append the entries, sync, update the head.
-fn append(path: &Path, file: &mut File, events: &[&AuditEvent]) -> Result<u64> {
+fn append(
+    path: &Path,
+    file: &mut File,
+    events: &[&AuditEvent],
+    signer: Option<&Signer>,
+) -> Result<u64> {
     let io = |source| Error::Io {
         path: path.display().to_string(),
         source,
@@ -183,6 +197,10 @@ fn append(path: &Path, file: &mut File, events: &[&AuditEvent]) -> Result<u64> {
         file.sync_data().map_err(io)?;
         let last = last_seq + events.len() as u64;
         write_head(path, last, &prev)?;
+        // Signed while the log is still locked, so checkpoints come in the log's order.
+        if let Some(signer) = signer {
+            signer.checkpoint(last, &prev)?;
+        }
         Ok(last_seq + 1)
     })();
     let _ = file.unlock();

@@ -162,9 +162,26 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum AuditAction {
-    /// Check that no entry was edited, removed or reordered; name the first that was.
+    /// Check that no entry was edited, removed or reordered; name the first that was. With
+    /// `--public-key`, also every signed checkpoint (beside the log and in hedui.toml's
+    /// `audit.checkpoint_copies`): an entry dropped and the rest hashed again, or entries cut
+    /// from the end, fail too.
     Verify {
         /// The log (default: hedui.toml's audit.path, or hedui-audit.log beside the lake).
+        #[arg(long)]
+        log: Option<PathBuf>,
+        #[arg(long)]
+        lake: Option<PathBuf>,
+        /// The audit key's public half (`hedui-audit-signing.pub`, 64 hex digits).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
+    /// Write a verifiable extract for an outside auditor: the log, its head, every signed
+    /// checkpoint and the public key, into a directory that `hedui audit verify --log
+    /// DIR/hedui-audit.log --public-key DIR/hedui-audit-signing.pub` checks on its own.
+    Export {
+        #[arg(long)]
+        out: PathBuf,
         #[arg(long)]
         log: Option<PathBuf>,
         #[arg(long)]

@@ -98,6 +98,16 @@ impl Default for ServerConfig {
 pub struct AuditConfig {
     /// The audit log (default: `hedui-audit.log` beside the lake).
     pub path: Option<PathBuf>,
+    /// The Ed25519 key that signs checkpoints (default: `hedui-audit-signing.key` beside the
+    /// lake; keep it where those who can write the log cannot). Its public half is written
+    /// beside it (`.pub`).
+    pub signing_key_file: Option<PathBuf>,
+    /// Directories that get a copy of every checkpoint (another disk, a mount of another
+    /// machine), so that cutting the checkpoints beside the log hides nothing.
+    pub checkpoint_copies: Vec<PathBuf>,
+    /// Entries that may follow the last checkpoint (a crash between writing entries and their
+    /// checkpoint).
+    pub checkpoint_window: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -191,6 +201,25 @@ impl Config {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .join(name)
+    }
+
+    /// The audit key, beside the lake by default.
+    pub fn audit_signing_key(&self, lake: &Path) -> PathBuf {
+        self.audit
+            .signing_key_file
+            .clone()
+            .unwrap_or_else(|| self.beside_lake(lake, "hedui-audit-signing.key"))
+    }
+
+    /// The audit log, writing signed checkpoints.
+    pub fn open_audit(&self, lake: &Path) -> Result<hedui_audit::AuditLog, hedui_audit::Error> {
+        let path = self.audit_path(lake);
+        let signer = hedui_audit::Signer::open(
+            &self.audit_signing_key(lake),
+            &path,
+            &self.audit.checkpoint_copies,
+        )?;
+        hedui_audit::AuditLog::open_signed(&path, signer)
     }
 
     pub fn audit_path(&self, lake: &Path) -> PathBuf {

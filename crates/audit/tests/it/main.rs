@@ -2,7 +2,10 @@
 
 use std::path::Path;
 
-use hedui_audit::{AuditEvent, AuditLog, Interface, Outcome, Problem, verify};
+use hedui_audit::{
+    AuditEvent, AuditLog, Interface, Outcome, Problem, SignedCheck, Signer, checkpoint_path,
+    read_public_key, verify, verify_signed,
+};
 
 fn event(n: u64) -> AuditEvent {
     let mut e = AuditEvent::new(Interface::Http, "127.0.0.1:5000", "sql");
@@ -191,13 +194,167 @@ fn a_partial_line_from_a_crash_is_dropped_and_the_chain_goes_on() {
 }
 
 #[test]
-fn an_empty_or_missing_log_verifies() {
+fn an_empty_or_missing_log_does_not_verify() {
     let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none.log");
+    assert_eq!(verify(&missing).unwrap(), Err(Problem::Empty));
+    std::fs::write(dir.path().join("empty.log"), b"").unwrap();
     assert_eq!(
-        verify(&dir.path().join("none.log"))
+        verify(&dir.path().join("empty.log")).unwrap(),
+        Err(Problem::Empty)
+    );
+}
+
+/// A signed log of `n` entries in `dir`, with a copy of its checkpoints in `dir/copy`.
+fn signed_log(dir: &Path, n: u64) -> (std::path::PathBuf, Vec<u8>, Vec<std::path::PathBuf>) {
+    let path = dir.join("audit.log");
+    let key = dir.join("keys/audit-signing.key");
+    let copy = dir.join("copy");
+    let signer = Signer::open(&key, &path, std::slice::from_ref(&copy)).unwrap();
+    let log = AuditLog::open_signed(&path, signer).unwrap();
+    for i in 1..=n {
+        assert_eq!(log.record_blocking(event(i)).unwrap(), i);
+    }
+    let public = read_public_key(&key.with_extension("pub")).unwrap();
+    let files = vec![
+        checkpoint_path(&path),
+        checkpoint_path(&copy.join("audit.log")),
+    ];
+    (path, public, files)
+}
+
+fn check<'a>(public: &'a [u8], files: &'a [std::path::PathBuf]) -> SignedCheck<'a> {
+    SignedCheck {
+        public_key: public,
+        checkpoints: files,
+        window: 0,
+    }
+}
+
+/// Rewrite `lines` as a fresh chain (what someone with write access to the log, but not the
+/// key, can do), with a matching head file.
+fn rehash(path: &Path, lines: &[String]) {
+    let mut out = Vec::new();
+    let mut prev = "0".repeat(64);
+    for (i, l) in lines.iter().enumerate() {
+        let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let m = v.as_object_mut().unwrap();
+        m.remove("hash");
+        m.insert("seq".into(), (i as u64 + 1).into());
+        m.insert("prev".into(), prev.clone().into());
+        let body = serde_json::to_string(&v).unwrap();
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(prev.as_bytes());
+        ctx.update(body.as_bytes());
+        let hash: String = ctx
+            .finish()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        out.push(format!("{},\"hash\":\"{hash}\"}}", &body[..body.len() - 1]));
+        prev = hash;
+    }
+    write_lines(path, &out);
+    std::fs::write(
+        path.with_file_name("audit.log.head"),
+        format!("{} {prev}\n", out.len()),
+    )
+    .unwrap();
+}
+
+#[test]
+fn signed_checkpoints_catch_what_the_chain_alone_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, public, files) = signed_log(dir.path(), 10);
+    assert_eq!(
+        verify_signed(&path, &check(&public, &files))
             .unwrap()
             .unwrap()
             .entries,
-        0
+        10
+    );
+    let original = lines(&path);
+    let head = std::fs::read(path.with_file_name("audit.log.head")).unwrap();
+    let restore = || {
+        write_lines(&path, &original);
+        std::fs::write(path.with_file_name("audit.log.head"), &head).unwrap();
+    };
+    // An entry dropped and the rest hashed again: the plain chain verifies, the checkpoints
+    // do not.
+    let mut dropped = original.clone();
+    dropped.remove(4);
+    rehash(&path, &dropped);
+    assert!(
+        verify(&path).unwrap().is_ok(),
+        "the re-hashed chain is consistent"
+    );
+    assert!(matches!(
+        verify_signed(&path, &check(&public, &files)).unwrap(),
+        Err(Problem::Rehashed { .. } | Problem::Truncated { .. })
+    ));
+    restore();
+    // Reordered, re-hashed.
+    let mut swapped = original.clone();
+    swapped.swap(2, 3);
+    rehash(&path, &swapped);
+    assert!(
+        verify_signed(&path, &check(&public, &files))
+            .unwrap()
+            .is_err()
+    );
+    restore();
+    // An edited byte.
+    let mut edited = original.clone();
+    edited[6] = edited[6].replacen("user7", "user8", 1);
+    write_lines(&path, &edited);
+    assert!(matches!(
+        verify_signed(&path, &check(&public, &files)).unwrap(),
+        Err(Problem::Edited { .. })
+    ));
+    restore();
+    // Cut at the end, with the head file rewritten or removed: the checkpoints remember.
+    write_lines(&path, &original[..7]);
+    std::fs::remove_file(path.with_file_name("audit.log.head")).unwrap();
+    assert!(
+        verify(&path).unwrap().is_ok(),
+        "the chain alone misses the cut"
+    );
+    assert!(matches!(
+        verify_signed(&path, &check(&public, &files)).unwrap(),
+        Err(Problem::Truncated { last: 7, head: 10 })
+    ));
+    // ... also when the checkpoints beside the log are cut too: the copy has them.
+    let beside = hedui_audit::checkpoint::read_checkpoints(&files[0]).unwrap();
+    let cut: Vec<String> = beside
+        .iter()
+        .filter(|c| c.seq <= 7)
+        .map(|c| serde_json::to_string(c).unwrap())
+        .collect();
+    write_lines(&files[0], &cut);
+    assert!(matches!(
+        verify_signed(&path, &check(&public, &files)).unwrap(),
+        Err(Problem::Truncated { last: 7, head: 10 })
+    ));
+    restore();
+    // A checkpoint forged with another key, and one removed everywhere, are both caught.
+    let other = tempfile::tempdir().unwrap();
+    let (_, other_public, _) = signed_log(other.path(), 1);
+    assert!(matches!(
+        verify_signed(&path, &check(&other_public, &files)).unwrap(),
+        Err(Problem::BadSignature { .. })
+    ));
+    for f in &files {
+        std::fs::remove_file(f).unwrap();
+    }
+    assert_eq!(
+        verify_signed(&path, &check(&public, &files)).unwrap(),
+        Err(Problem::NoCheckpoints)
+    );
+    // An empty log never verifies.
+    std::fs::write(&path, b"").unwrap();
+    assert_eq!(
+        verify_signed(&path, &check(&public, &files)).unwrap(),
+        Err(Problem::Empty)
     );
 }

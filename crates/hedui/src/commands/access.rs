@@ -36,7 +36,7 @@ pub async fn open(cfg: &Config, config_file: Option<&Path>, lake: &Path) -> Resu
         &secret,
         Some(audit_path.clone()),
     )?);
-    let audit = AuditLog::open(&audit_path)?;
+    let audit = cfg.open_audit(lake)?;
     Ok(Access {
         auth,
         policy,

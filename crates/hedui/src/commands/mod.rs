@@ -84,9 +84,19 @@ pub async fn run(command: Command, config: Option<std::path::PathBuf>) -> Result
         Command::Audit { action } => {
             let cfg = settings()?;
             match action {
-                crate::cli::AuditAction::Verify { log, lake } => {
+                crate::cli::AuditAction::Verify {
+                    log,
+                    lake,
+                    public_key,
+                } => {
                     let lake = lake.unwrap_or_else(|| cfg.lake.path.clone());
-                    audit::verify(&log.unwrap_or_else(|| cfg.audit_path(&lake)))
+                    let log = log.unwrap_or_else(|| cfg.audit_path(&lake));
+                    audit::verify(&cfg, &log, public_key.as_deref())
+                }
+                crate::cli::AuditAction::Export { out, log, lake } => {
+                    let lake = lake.unwrap_or_else(|| cfg.lake.path.clone());
+                    let log = log.unwrap_or_else(|| cfg.audit_path(&lake));
+                    audit::export(&cfg, &lake, &log, &out)
                 }
             }
         }

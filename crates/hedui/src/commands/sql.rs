@@ -84,7 +84,7 @@ pub async fn run(args: &SqlArgs<'_>, cfg: &Config, config_file: Option<&Path>) -
             }
         }
         None => {
-            let audit = AuditLog::open(&cfg.audit_path(args.lake))?;
+            let audit = cfg.open_audit(args.lake)?;
             describe(&mut event, &Identity::local_operator());
             event.policies = vec!["local operator: reads the lake's files directly".into()];
             let engine = Engine::open_with(args.lake, &cfg.engine_options(config_file)?).await?;
