@@ -5,6 +5,7 @@
 
 mod api;
 mod audit;
+mod clients;
 mod households;
 mod interfaces;
 mod workflow;

@@ -16,13 +16,15 @@ use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
+use datafusion_postgres::pgwire::api::ClientPortalStore;
 use datafusion_postgres::pgwire::api::auth::{
     DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
-use datafusion_postgres::pgwire::api::portal::Format;
+use datafusion_postgres::pgwire::api::portal::{Format, Portal};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use datafusion_postgres::pgwire::api::results::{QueryResponse, Response, Tag};
+use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{ClientInfo, PgWireConnectionState, PgWireServerHandlers};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::startup::Authentication;
@@ -37,6 +39,30 @@ use crate::{AppState, Error, Result};
 
 const TOKEN_KEY: &str = "hedui.token";
 const PURPOSE_KEY: &str = "hedui.purpose";
+/// The result formats the client asked for at Bind, for the portal being executed.
+const RESULT_FORMAT_KEY: &str = "hedui.result_format";
+
+fn encode_format(f: &Format) -> String {
+    match f {
+        Format::UnifiedText => "text".into(),
+        Format::UnifiedBinary => "binary".into(),
+        Format::Individual(codes) => codes
+            .iter()
+            .map(i16::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+fn decode_format(s: Option<&String>) -> Format {
+    match s.map(String::as_str) {
+        None | Some("text") | Some("") => Format::UnifiedText,
+        Some("binary") => Format::UnifiedBinary,
+        Some(codes) => {
+            Format::Individual(codes.split(',').filter_map(|c| c.parse().ok()).collect())
+        }
+    }
+}
 
 pub async fn serve(
     state: Arc<AppState>,
@@ -69,7 +95,7 @@ pub async fn serve(
 }
 
 struct Handlers {
-    service: Arc<DfSessionService>,
+    extended: Arc<FormatAware>,
     simple: Arc<AuditedSimple>,
     startup: Arc<JwtStartup>,
 }
@@ -138,7 +164,7 @@ impl Handlers {
                 inner: service.clone(),
                 state: state.clone(),
             }),
-            service,
+            extended: Arc::new(FormatAware { inner: service }),
             startup: Arc::new(JwtStartup { state }),
         }
     }
@@ -150,11 +176,47 @@ impl PgWireServerHandlers for Handlers {
     }
 
     fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        self.service.clone()
+        self.extended.clone()
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.startup.clone()
+    }
+}
+
+/// The extended protocol as datafusion-postgres serves it, except that the portal's result
+/// formats (text or binary, per column, as the client asked at Bind) reach the policy hook,
+/// which answers in them: psycopg asks for text, JDBC for binary, each gets what it asked.
+struct FormatAware {
+    inner: Arc<DfSessionService>,
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for FormatAware {
+    type Statement = <DfSessionService as ExtendedQueryHandler>::Statement;
+    type QueryParser = <DfSessionService as ExtendedQueryHandler>::QueryParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.inner.query_parser()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        client.metadata_mut().insert(
+            RESULT_FORMAT_KEY.into(),
+            encode_format(&portal.result_column_format),
+        );
+        ExtendedQueryHandler::do_query(self.inner.as_ref(), client, portal, max_rows).await
     }
 }
 
@@ -496,6 +558,18 @@ impl QueryHook for PolicyHook {
         if is_show(statement) {
             return None;
         }
+        if matches!(
+            classify_set(statement),
+            Some(SetKind::Purpose(_) | SetKind::Harmless)
+        ) {
+            // Carried out at Execute (below); nothing to plan.
+            return Some(
+                datafusion::logical_expr::LogicalPlanBuilder::empty(false)
+                    .build()
+                    .map_err(|e| PgWireError::ApiError(Box::new(e))),
+            );
+        }
+        let started = Instant::now();
         let id = match self.identity(client) {
             Ok(id) => id,
             Err(e) => return Some(Err(e)),
@@ -506,7 +580,15 @@ impl QueryHook for PolicyHook {
             session.logical(&statement.to_string()).await
         }
         .await;
-        Some(result.map_err(|e| pg_error(&e)))
+        match result {
+            Ok(plan) => Some(Ok(plan)),
+            // Refused at Parse: on the record like any other refusal.
+            Err(e) => {
+                let mut event = self.event(client, &id, &statement.to_string());
+                event.action = "parse".into();
+                Some(Err(self.refused(event, started, &e).await))
+            }
+        }
     }
 
     async fn handle_extended_query(
@@ -520,13 +602,37 @@ impl QueryHook for PolicyHook {
         if is_show(statement) {
             return None;
         }
+        match classify_set(statement) {
+            Some(SetKind::Purpose(p)) => {
+                return Some(match hedui_policy::check_purpose(&p) {
+                    Ok(p) => {
+                        client.metadata_mut().insert(PURPOSE_KEY.into(), p);
+                        Ok(Response::Execution(Tag::new("SET")))
+                    }
+                    Err(e) => Err(pg_error(&e)),
+                });
+            }
+            Some(SetKind::Harmless) => return Some(Ok(Response::Execution(Tag::new("SET")))),
+            Some(SetKind::Refused(_)) | None => {}
+        }
         let started = Instant::now();
         let sql = statement.to_string();
         let id = match self.identity(client) {
             Ok(id) => id,
             Err(e) => return Some(Err(e)),
         };
-        let event = self.event(client, &id, &sql);
+        let mut event = self.event(client, &id, &sql);
+        // Which person a `$1` named is part of what was read.
+        if let ParamValues::List(values) = params
+            && !values.is_empty()
+        {
+            let bound: Vec<String> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| format!("${} = {}", i + 1, v.value))
+                .collect();
+            event.statement = Some(format!("{sql} -- bound: {}", bound.join(", ")));
+        }
         let purpose = client.metadata().get(PURPOSE_KEY).cloned();
         let session = match self.state.policy().session(&id, purpose.as_deref()).await {
             Ok(s) => s,
@@ -543,9 +649,7 @@ impl QueryHook for PolicyHook {
             Ok(q) => q,
             Err(e) => return Some(Err(self.refused(event, started, &e).await)),
         };
-        Some(
-            self.respond(&session, query, event, started, &Format::UnifiedBinary)
-                .await,
-        )
+        let format = decode_format(client.metadata().get(RESULT_FORMAT_KEY));
+        Some(self.respond(&session, query, event, started, &format).await)
     }
 }

@@ -83,17 +83,26 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             .unwrap_or_default();
         let purpose = match parts.headers.get("x-hedui-purpose") {
             None => None,
-            Some(v) => Some(
-                v.to_str()
-                    .map_err(|_| {
-                        ApiError::new(
-                            axum::http::StatusCode::BAD_REQUEST,
-                            "bad_purpose",
-                            "x-hedui-purpose must be visible ASCII; state non-ASCII purposes in the request body",
-                        )
-                    })?
-                    .to_string(),
-            ),
+            Some(v) => match v.to_str() {
+                Ok(p) => Some(p.to_string()),
+                Err(_) => {
+                    // Refused before anyone is known: on the record all the same.
+                    let mut e = AuditEvent::new(
+                        Interface::Http,
+                        client,
+                        format!("{} {}", parts.method, parts.uri.path()),
+                    );
+                    e.outcome = Outcome::Refused;
+                    e.reason = Some("a bad x-hedui-purpose header".into());
+                    e.request_id = Some(request_id);
+                    let _ = record(state, e).await;
+                    return Err(ApiError::new(
+                        axum::http::StatusCode::BAD_REQUEST,
+                        "bad_purpose",
+                        "x-hedui-purpose must be visible ASCII; state non-ASCII purposes in the request body",
+                    ));
+                }
+            },
         };
         let token = parts
             .headers

@@ -35,7 +35,7 @@ pub async fn run(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let mut event = caller.event(ACTION);
@@ -45,6 +45,14 @@ pub async fn run(
             format!("interface=\"http\",outcome=\"{}\"", err.code),
         );
         failed(&state, event, started, outcome, err)
+    };
+    // A body over the limit (or cut short) is refused, and on the record.
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            let err = ApiError::new(e.status(), "bad_body", e.body_text());
+            return Err(refuse(event, Outcome::Refused, err).await);
+        }
     };
     let req: SqlRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
