@@ -1,7 +1,10 @@
 //! The functions a caller's SQL may call: an allowlist of DataFusion's public functions. What is
 //! not listed does not exist in a caller's session — the policy's own functions (pseudonyms,
-//! masks: see `masks`), table functions, and functions whose cost a caller could blow up
-//! (`repeat`, `array_repeat`, `levenshtein` on long strings, `generate_series`).
+//! masks: see `masks`), table functions, and functions whose cost a caller could blow up:
+//! those whose result can be larger than their arguments by a factor the caller picks
+//! (`repeat`, `array_repeat`, `lpad`/`rpad` to a length, `replace`/`regexp_replace` with a long
+//! replacement: a statement's 256 KiB squared) and those quadratic in their arguments
+//! (`levenshtein`), as constant folding runs them while planning, before any row is read.
 
 use std::sync::Arc;
 
@@ -18,10 +21,10 @@ pub const SCALAR: &[&str] = &[
     // strings
     "concat", "concat_ws", "substr", "substring", "substr_index", "substring_index", "left",
     "right", "length", "char_length", "character_length", "octet_length", "bit_length", "lower",
-    "upper", "initcap", "trim", "btrim", "ltrim", "rtrim", "lpad", "rpad", "replace",
+    "upper", "initcap", "trim", "btrim", "ltrim", "rtrim",
     "split_part", "starts_with", "ends_with", "strpos", "instr", "position", "contains",
     "reverse", "translate", "ascii", "chr", "to_hex", "find_in_set", "regexp_like",
-    "regexp_match", "regexp_replace", "regexp_count", "regexp_instr", "md5", "sha256",
+    "regexp_match", "regexp_count", "regexp_instr", "md5", "sha256",
     // dates and times
     "now", "current_date", "current_time", "today", "date_trunc", "datetrunc", "date_part",
     "datepart", "date_bin", "to_char", "date_format", "to_date", "to_timestamp",
@@ -64,7 +67,11 @@ fn listed(names: &[String], allow: &[&str]) -> bool {
 /// A session state for a caller: the SQL syntax of a default session, the allowlisted functions
 /// and nothing else (no table functions, no table factories). The file formats are known only
 /// so that `COPY` plans and is refused as a write, like every other statement but a query.
-pub fn caller_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> SessionState {
+pub fn caller_state(
+    config: SessionConfig,
+    runtime: Arc<RuntimeEnv>,
+    max_batch_bytes: usize,
+) -> SessionState {
     let scalar = SessionStateDefaults::default_scalar_functions()
         .into_iter()
         .filter(|f| listed(&names(f.name(), f.aliases()), SCALAR))
@@ -85,6 +92,9 @@ pub fn caller_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> SessionS
         .with_scalar_functions(scalar)
         .with_aggregate_functions(aggregate)
         .with_window_functions(window)
+        .with_physical_optimizer_rule(Arc::new(crate::batch_guard::GuardProjections {
+            max_batch_bytes,
+        }))
         .build()
 }
 

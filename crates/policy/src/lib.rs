@@ -7,6 +7,7 @@
 //! no data, and every query has time, row and memory limits.
 
 mod audit_table;
+mod batch_guard;
 pub mod config;
 mod errors;
 pub mod functions;

@@ -215,6 +215,7 @@ impl PolicyEngine {
         let ctx = SessionContext::new_with_state(functions::caller_state(
             base.copied_config(),
             base.runtime_env(),
+            self.memory,
         ));
         for (name, g) in grants {
             if name == AUDIT_TABLE {

@@ -187,3 +187,44 @@ async fn a_query_beyond_its_memory_limit_is_stopped_with_a_clear_error() {
     // A small query still runs in the same session.
     session.run("SELECT count(*) FROM persons").await.unwrap();
 }
+
+#[tokio::test]
+async fn values_doubled_through_a_chain_of_ctes_are_stopped_at_the_memory_limit() {
+    let mut config = AccessConfig::default();
+    config.limits.memory = "64MiB".into();
+    let f = build(config).await;
+    let session = f
+        .policy
+        .session(&who(Role::Analyst, None), None)
+        .await
+        .unwrap();
+    // Each step doubles every value: 40 steps would be a trillion times the names.
+    let mut sql = String::from("WITH s0 AS (SELECT name AS v FROM persons)");
+    for i in 1..=40 {
+        sql.push_str(&format!(
+            ", s{i} AS (SELECT concat(v, v) AS v FROM s{})",
+            i - 1
+        ));
+    }
+    sql.push_str(" SELECT max(length(v)) FROM s40");
+    let started = std::time::Instant::now();
+    let err = session.run(&sql).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Limit(m) if m.contains("memory")),
+        "{err:?}"
+    );
+    assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
+    // Functions that grow a value by a factor the caller picks do not exist for callers.
+    for sql in [
+        "SELECT lpad('x', 2000000000)",
+        "SELECT replace(name, 'a', 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb') FROM persons",
+        "SELECT regexp_replace(name, '.', 'bbbbbbbb', 'g') FROM persons",
+    ] {
+        let err = session.run(sql).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Query(m) if m.contains("nvalid function")),
+            "{sql}: {err:?}"
+        );
+    }
+    session.run("SELECT count(*) FROM persons").await.unwrap();
+}
