@@ -475,6 +475,10 @@ impl Session {
         let tables = inspect::tables(&plan);
         let aggregate_only = self.grants.values().any(|g| g.aggregate_only);
         let limit = |plan: LogicalPlan| {
+            // EXPLAIN must stay the root of its plan; its rows are the plan's lines.
+            if matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) {
+                return Ok(plan);
+            }
             // One row more than the limit, to know the result was cut.
             LogicalPlanBuilder::from(plan)
                 .limit(0, Some(self.max_rows as usize + 1))

@@ -50,6 +50,21 @@ async fn file_paths_cannot_be_read_through_sql() {
     // EXPLAIN would print storage paths.
     let m = refused(Role::Analyst, None, None, "EXPLAIN SELECT * FROM persons").await;
     assert!(m.contains("EXPLAIN"), "{m}");
+    // ... and works for administrators: the plan's lines, with the policy's view inside.
+    let plan = rows(
+        f,
+        &who(Role::Admin, None),
+        None,
+        "EXPLAIN SELECT count(*) FROM persons",
+    )
+    .await
+    .unwrap();
+    let text = strings(&plan, 1)
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(text.contains("Aggregate"), "{text}");
     // No engine setting shows where the data lives.
     let settings = rows(
         f,
