@@ -98,3 +98,49 @@ fn tokens_from_the_future_for_centuries_or_oversized_are_refused() {
         assert!(!e.is_empty(), "{what}: let in over Postgres");
     }
 }
+
+#[test]
+fn oversized_bodies_and_bad_headers_are_refused_on_the_record() {
+    let srv = start();
+    let analyst = token(&srv.lake, "analyst", None);
+    let auth = format!("Bearer {analyst}");
+    let big = format!("{{\"sql\": \"SELECT '{}'\"}}", "x".repeat(3 * 1024 * 1024));
+    let (status, _, _) = http(
+        &srv.http,
+        "POST",
+        "/api/v1/sql",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        &big,
+    );
+    assert_eq!(status, 413);
+    // A purpose header that is not visible ASCII.
+    let mut s = std::net::TcpStream::connect(&srv.http).unwrap();
+    use std::io::{Read, Write};
+    s.write_all(
+        format!("GET /api/v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nConnection: close\r\nx-hedui-purpose: ")
+            .as_bytes(),
+    )
+    .unwrap();
+    s.write_all(b"\xff\xfe\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let entries = audit_entries(&srv);
+    assert!(
+        entries.iter().any(|e| e["action"] == "POST /api/v1/sql"
+            && e["outcome"] == "refused"
+            && e["reason"].as_str().is_some_and(
+                |r| r.to_lowercase().contains("length limit") || r.contains("too large")
+            )),
+        "the oversized body is not on the record"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["reason"] == "a bad x-hedui-purpose header")
+    );
+}
