@@ -123,18 +123,45 @@ pub async fn serve(
     }
 }
 
-/// Accept a connection, or wait out a failure (out of file descriptors, a reset during the
-/// handshake): an accept error is logged and survived, never the end of the server.
-pub(crate) async fn accept(
-    listener: &tokio::net::TcpListener,
-    what: &str,
-) -> (tokio::net::TcpStream, SocketAddr) {
-    loop {
-        match listener.accept().await {
-            Ok(x) => return x,
-            Err(e) => {
-                tracing::warn!(listener = what, error = %e, "accept failed; retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+/// A listener that holds at most so many connections: the next one is accepted only when a
+/// slot is free (the rest wait in the backlog), and an accept error (out of file descriptors, a
+/// reset during the handshake) is logged and waited out, never the end of the server.
+pub(crate) struct Gate {
+    listener: tokio::net::TcpListener,
+    slots: Arc<tokio::sync::Semaphore>,
+    what: &'static str,
+}
+
+impl Gate {
+    pub(crate) fn new(listener: tokio::net::TcpListener, max: usize, what: &'static str) -> Gate {
+        Gate {
+            listener,
+            slots: Arc::new(tokio::sync::Semaphore::new(max.max(1))),
+            what,
+        }
+    }
+
+    /// The next connection, with the slot it holds until dropped.
+    pub(crate) async fn next(
+        &self,
+    ) -> Result<(
+        tokio::sync::OwnedSemaphorePermit,
+        tokio::net::TcpStream,
+        SocketAddr,
+    )> {
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::Serve(std::io::Error::other(e)))?;
+        loop {
+            match self.listener.accept().await {
+                Ok((tcp, addr)) => return Ok((slot, tcp, addr)),
+                Err(e) => {
+                    tracing::warn!(listener = self.what, error = %e, "accept failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
             }
         }
     }
@@ -151,14 +178,9 @@ async fn serve_http(
 ) -> Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
-    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    let gate = Gate::new(listener, max_connections, "http");
     loop {
-        let slot = slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| Error::Serve(std::io::Error::other(e)))?;
-        let (tcp, addr) = accept(&listener, "http").await;
+        let (slot, tcp, addr) = gate.next().await?;
         // Results go out in several writes (head, batches, tail): without TCP_NODELAY a small
         // response waits ~40 ms for the client's delayed ACK.
         if let Err(e) = tcp.set_nodelay(true) {

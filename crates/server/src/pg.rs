@@ -35,7 +35,7 @@ use hedui_audit::{AuditEvent, Interface, Outcome};
 use hedui_auth::Identity;
 
 use crate::audited::AuditOnEnd;
-use crate::{AppState, Error, Result};
+use crate::{AppState, Result};
 
 const TOKEN_KEY: &str = "hedui.token";
 const PURPOSE_KEY: &str = "hedui.purpose";
@@ -70,14 +70,9 @@ pub async fn serve(
     max_connections: usize,
 ) -> Result<()> {
     let handlers = Arc::new(Handlers::new(state.clone()));
-    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    let gate = crate::Gate::new(listener, max_connections, "postgres");
     loop {
-        let slot = slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| Error::Serve(std::io::Error::other(e)))?;
-        let (socket, addr) = crate::accept(&listener, "postgres").await;
+        let (slot, socket, addr) = gate.next().await?;
         let _ = socket.set_nodelay(true);
         state
             .metrics
