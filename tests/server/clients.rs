@@ -76,3 +76,46 @@ fn psycopg_reads_typed_results_states_a_purpose_and_its_bound_values_are_audited
                 .is_some_and(|s| s.contains("audit_log"))
     }));
 }
+
+#[test]
+fn dbeavers_jdbc_driver_reads_prepared_results_in_binary_and_states_a_purpose() {
+    let srv = start();
+    let admin = token(&srv.lake, "admin", None);
+    let (_, one) = call(
+        &srv,
+        "POST",
+        "/api/v1/sql",
+        &admin,
+        Some(serde_json::json!({"sql": "SELECT person_id FROM persons LIMIT 1", "purpose": "T-1"})),
+    );
+    let pid = one["rows"][0]["person_id"].as_str().unwrap().to_string();
+    let program = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/jdbc/Main.java");
+    let out = run(std::process::Command::new("java")
+        .args(["-cp", "/usr/share/java/postgresql.jar"])
+        .arg(program)
+        .args([&srv.pg.0, &srv.pg.1.to_string(), &admin, &pid]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Six executions of one statement: from the first, server-prepared with binary results.
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("row ") && l.contains(" true "))
+            .count(),
+        6,
+        "{stdout}"
+    );
+    assert!(stdout.contains("lookup 1"), "{stdout}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(audit_entries(&srv).iter().any(|e| {
+        e["purpose"] == "CASE-2026-0077"
+            && e["statement"]
+                .as_str()
+                .is_some_and(|s| s.contains(&format!("$1 = {pid}")))
+    }));
+}
