@@ -41,6 +41,18 @@ fn editing_one_byte_of_the_audit_log_is_caught_and_the_entry_named() {
     assert!(err.contains("line 3") && err.contains("entry 3"), "{err}");
 }
 
+/// `hedui audit verify` passes on the server's log.
+fn assert_log_verifies(srv: &Server) {
+    let out = run(hedui()
+        .args(["audit", "verify", "--log"])
+        .arg(srv.lake.parent().unwrap().join("hedui-audit.log")));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The log's entries, parsed.
 fn entries_of(srv: &Server) -> Vec<serde_json::Value> {
     let log = srv.lake.parent().unwrap().join("hedui-audit.log");
@@ -83,14 +95,7 @@ fn a_query_is_on_the_record_before_its_first_byte_even_if_the_server_is_killed()
         serde_json::json!(["pension_payments"])
     );
     // The log that was cut off mid-answer still verifies.
-    let out = run(hedui()
-        .args(["audit", "verify", "--log"])
-        .arg(srv.lake.parent().unwrap().join("hedui-audit.log")));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_log_verifies(&srv);
 }
 
 #[test]
@@ -194,14 +199,7 @@ fn a_committed_case_step_always_has_its_audit_entry_even_after_kill_9() {
             "case {id}: a committed step without its audit entry"
         );
     }
-    let out = run(hedui()
-        .args(["audit", "verify", "--log"])
-        .arg(srv.lake.parent().unwrap().join("hedui-audit.log")));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_log_verifies(&srv);
 }
 
 #[test]

@@ -5,6 +5,18 @@
 use super::*;
 use crate::common::*;
 
+/// A resident ID of the city, in clear (an administrator with a purpose).
+fn some_person(srv: &Server, admin: &str) -> String {
+    let (_, one) = call(
+        srv,
+        "POST",
+        "/api/v1/sql",
+        admin,
+        Some(serde_json::json!({"sql": "SELECT person_id FROM persons LIMIT 1", "purpose": "T-1"})),
+    );
+    one["rows"][0]["person_id"].as_str().unwrap().to_string()
+}
+
 const SCRIPT: &str = r#"
 import sys, psycopg
 host, port, token, pid = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -27,14 +39,7 @@ with psycopg.connect(host=host, port=port, user="analyst", password=token, dbnam
 fn psycopg_reads_typed_results_states_a_purpose_and_its_bound_values_are_audited() {
     let srv = start();
     let admin = token(&srv.lake, "admin", None);
-    let (_, one) = call(
-        &srv,
-        "POST",
-        "/api/v1/sql",
-        &admin,
-        Some(serde_json::json!({"sql": "SELECT person_id FROM persons LIMIT 1", "purpose": "T-1"})),
-    );
-    let pid = one["rows"][0]["person_id"].as_str().unwrap().to_string();
+    let pid = some_person(&srv, &admin);
     let out = run(std::process::Command::new("python3").args([
         "-c",
         SCRIPT,
@@ -81,14 +86,7 @@ fn psycopg_reads_typed_results_states_a_purpose_and_its_bound_values_are_audited
 fn dbeavers_jdbc_driver_reads_prepared_results_in_binary_and_states_a_purpose() {
     let srv = start();
     let admin = token(&srv.lake, "admin", None);
-    let (_, one) = call(
-        &srv,
-        "POST",
-        "/api/v1/sql",
-        &admin,
-        Some(serde_json::json!({"sql": "SELECT person_id FROM persons LIMIT 1", "purpose": "T-1"})),
-    );
-    let pid = one["rows"][0]["person_id"].as_str().unwrap().to_string();
+    let pid = some_person(&srv, &admin);
     let program = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/fixtures/jdbc/Main.java");
     let out = run(std::process::Command::new("java")

@@ -17,8 +17,10 @@ pub mod lineage;
 mod masks;
 pub mod planner;
 pub mod privacy;
+mod rows;
 mod scope;
 mod session;
+mod stream;
 mod suppress;
 pub mod view;
 
@@ -27,7 +29,9 @@ pub use config::{
     RowScope, Unmask, default_case_access, default_policies,
 };
 pub use grant::{AUDIT_TABLE, Grant};
-pub use session::{PolicyEngine, Query, QueryInfo, QueryStream, RuleRows, Session, check_purpose};
+pub use rows::RuleRows;
+pub use session::{PolicyEngine, Query, QueryInfo, Session, check_purpose};
+pub use stream::QueryStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

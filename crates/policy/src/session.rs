@@ -2,12 +2,9 @@
 //! with the read-only, purpose and aggregate checks, executing with the query limits.
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
@@ -16,14 +13,13 @@ use datafusion::catalog::view::ViewTable;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::{TableProvider, provider_as_source};
 use datafusion::error::DataFusionError;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::SessionContext;
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use hedui_auth::{Identity, Role};
 use hedui_engine::Engine;
 use hedui_model::{Catalog, RegionScope};
@@ -34,6 +30,7 @@ use crate::masks::Masks;
 use crate::planner::{self, Planner};
 use crate::privacy::Privacy;
 use crate::scope::{Scope, ScopedTable};
+use crate::stream::QueryStream;
 use crate::suppress::{self, Suppression};
 use crate::{Error, Result, audit_table, errors, functions, inspect, lineage, view};
 
@@ -711,132 +708,4 @@ fn missing_table(msg: &str) -> Option<String> {
     let rest = &msg[start..];
     let end = rest.find("' not found")?;
     Some(rest[..end].rsplit('.').next()?.to_string())
-}
-
-/// A running query's result batches, suppressed and limited.
-pub struct QueryStream {
-    inner: SendableRecordBatchStream,
-    schema: SchemaRef,
-    suppression: Option<Suppression>,
-    deadline: tokio::time::Instant,
-    timeout: Duration,
-    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
-    max_rows: u64,
-    rows: Arc<AtomicU64>,
-    truncated: Arc<AtomicBool>,
-    done: bool,
-    pub info: QueryInfo,
-}
-
-impl QueryStream {
-    pub fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    /// Rows delivered so far.
-    pub fn rows(&self) -> u64 {
-        self.rows.load(Ordering::Relaxed)
-    }
-
-    /// Whether the result was cut at the row limit.
-    pub fn truncated(&self) -> bool {
-        self.truncated.load(Ordering::Relaxed)
-    }
-
-    /// Shared counters, for whoever reports on the stream after handing it on.
-    pub fn counters(&self) -> (Arc<AtomicU64>, Arc<AtomicBool>) {
-        (self.rows.clone(), self.truncated.clone())
-    }
-}
-
-impl Stream for QueryStream {
-    type Item = Result<RecordBatch>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.done {
-            return Poll::Ready(None);
-        }
-        let deadline = self.deadline;
-        let sleep = self
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if sleep.as_mut().poll(cx).is_ready() {
-            self.done = true;
-            let secs = self.timeout.as_secs();
-            return Poll::Ready(Some(Err(Error::Limit(format!(
-                "the query took longer than the limit of {secs}s and was stopped"
-            )))));
-        }
-        let batch = match self.inner.poll_next_unpin(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(None) => {
-                self.done = true;
-                return Poll::Ready(None);
-            }
-            Poll::Ready(Some(Err(e))) => {
-                self.done = true;
-                return Poll::Ready(Some(Err(errors::execution(e))));
-            }
-            Poll::Ready(Some(Ok(b))) => b,
-        };
-        let batch = match &self.suppression {
-            Some(s) => match s.apply(&batch) {
-                Ok(b) => b,
-                Err(e) => {
-                    self.done = true;
-                    return Poll::Ready(Some(Err(internal(e))));
-                }
-            },
-            None => batch,
-        };
-        let so_far = self.rows.load(Ordering::Relaxed);
-        let room = self.max_rows.saturating_sub(so_far);
-        let batch = if batch.num_rows() as u64 > room {
-            self.truncated.store(true, Ordering::Relaxed);
-            self.done = true;
-            batch.slice(0, room as usize)
-        } else {
-            batch
-        };
-        self.rows
-            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-        Poll::Ready(Some(Ok(batch)))
-    }
-}
-
-/// Checks on behalf of a caller (a person check, a household verification) read their rows
-/// through the caller's session: the same views, scopes, masks and limits as the caller's SQL.
-#[async_trait::async_trait]
-impl hedui_engine::RowSource for Session {
-    async fn rows(&self, sql: &str) -> hedui_engine::Result<Vec<RecordBatch>> {
-        check_rows(self.run(sql).await.map(|(_, b, _, cut)| (b, cut)))
-    }
-}
-
-/// A rule run for one person on a caller's behalf: the rule's SQL over the caller's views.
-pub struct RuleRows<'a>(pub &'a Session);
-
-#[async_trait::async_trait]
-impl hedui_engine::RowSource for RuleRows<'_> {
-    async fn rows(&self, sql: &str) -> hedui_engine::Result<Vec<RecordBatch>> {
-        check_rows(self.0.run_system(sql).await)
-    }
-}
-
-fn check_rows(result: Result<(Vec<RecordBatch>, bool)>) -> hedui_engine::Result<Vec<RecordBatch>> {
-    match result {
-        Ok((_, true)) => Err(hedui_engine::Error::Denied(
-            "the check read more rows than a query may return".into(),
-        )),
-        Ok((batches, false)) => Ok(batches),
-        Err(Error::Refused(m) | Error::Query(m) | Error::Limit(m)) => {
-            Err(hedui_engine::Error::Denied(m))
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "a check's read through the caller's session failed");
-            Err(hedui_engine::Error::Query(
-                "a check could not read its rows; the server log has details".into(),
-            ))
-        }
-    }
 }
