@@ -29,7 +29,13 @@ fn hits_by_rule(hits: &[Value]) -> BTreeMap<String, BTreeSet<Key>> {
 
 #[test]
 fn check_finds_every_planted_case_and_flags_no_decoy() {
-    let city = generate(20_000, 2024);
+    for (persons, seed) in [(20_000, 2024), (8_000, 11)] {
+        check_city(persons, seed);
+    }
+}
+
+fn check_city(persons: u64, seed: u64) {
+    let city = generate(persons, seed);
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     ingest(&city.data(), &lake);
@@ -92,12 +98,89 @@ fn check_finds_every_planted_case_and_flags_no_decoy() {
             );
         }
     }
-    println!("{}", report.join("\n"));
+    println!("seed {seed}:\n{}", report.join("\n"));
     assert_eq!(
         found.len(),
         7,
         "every rule found its planted cases: {report:?}"
     );
+    every_evidence_row_belongs_to_its_subject(&lake, &hits);
+}
+
+/// Each row a hit cites is about its subject: the person, or for a household a member of it
+/// (or the household's own record). A reference that names the wrong sheet of a workbook shows
+/// another person's record.
+fn every_evidence_row_belongs_to_its_subject(lake: &std::path::Path, hits: &[Value]) {
+    let members: BTreeMap<String, BTreeSet<String>> = {
+        let mut m: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for r in sql(lake, "SELECT household_no, person_id FROM dibao_members") {
+            if let (Some(h), Some(p)) = (r["household_no"].as_str(), r["person_id"].as_str()) {
+                m.entry(h.to_string()).or_default().insert(p.to_string());
+            }
+        }
+        m
+    };
+    let mut wanted: BTreeMap<String, Vec<(&Value, &str)>> = BTreeMap::new();
+    for h in hits {
+        for e in h["evidence"].as_array().unwrap() {
+            wanted
+                .entry(e["dataset"].as_str().unwrap().to_string())
+                .or_default()
+                .push((e, h["subject"].as_str().unwrap()));
+        }
+    }
+    let mut checked = 0;
+    for (dataset, refs) in wanted {
+        for chunk in refs.chunks(200) {
+            let cond: Vec<String> = chunk
+                .iter()
+                .map(|(e, _)| {
+                    let sheet = e["sheet"]
+                        .as_str()
+                        .map_or("_sheet IS NULL".to_string(), |s| format!("_sheet = '{s}'"));
+                    format!(
+                        "(_batch = '{}' AND {sheet} AND _row = {})",
+                        e["batch"].as_str().unwrap(),
+                        e["row"]
+                    )
+                })
+                .collect();
+            let rows = sql(
+                lake,
+                &format!("SELECT * FROM {dataset} WHERE {}", cond.join(" OR ")),
+            );
+            for (e, subject) in chunk {
+                let found: Vec<&Value> = rows
+                    .iter()
+                    .filter(|r| {
+                        r["_batch"] == e["batch"]
+                            && r["_row"] == e["row"]
+                            && r["_sheet"] == e["sheet"]
+                    })
+                    .collect();
+                assert_eq!(found.len(), 1, "{dataset} {e}: one row per reference");
+                // The row referenced, and the row the reviewer is shown, are both the subject's.
+                for row in [found[0], &e["values"]] {
+                    let row = row.as_object().unwrap();
+                    // Identifying values of the row: resident IDs and the household number.
+                    let ids: BTreeSet<&str> = row
+                        .iter()
+                        .filter(|(k, _)| {
+                            (k.ends_with("_id") && row.contains_key(&format!("{k}_key")))
+                                || k.as_str() == "household_no"
+                        })
+                        .filter_map(|(_, v)| v.as_str())
+                        .collect();
+                    let household = members.get(*subject);
+                    let belongs = ids.contains(subject)
+                        || household.is_some_and(|m| ids.iter().any(|id| m.contains(*id)));
+                    assert!(belongs, "{dataset} row {row:?} cited for {subject}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 0);
 }
 
 #[test]

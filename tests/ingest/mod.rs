@@ -1,4 +1,6 @@
 mod accounting;
+mod bad_files;
 mod crash;
+mod deliveries;
 mod formats;
 mod redelivery;

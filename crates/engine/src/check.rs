@@ -12,11 +12,13 @@ use serde::Serialize;
 use crate::rules::RuleDef;
 use crate::{Engine, Error, Result};
 
-/// A row of a dataset that proves a hit.
+/// A row of a dataset that proves a hit: its batch, its sheet (row numbers restart on each
+/// sheet of a workbook) and its row number there.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct EvidenceRef {
     pub dataset: String,
     pub batch: String,
+    pub sheet: Option<String>,
     pub row: i64,
 }
 
@@ -227,6 +229,9 @@ fn collect(
     };
     let ev_dataset = to_utf8(field("dataset")?.as_ref())?;
     let ev_batch = to_utf8(field("batch")?.as_ref())?;
+    // Required even where a dataset only ever comes from CSV: a reference without its sheet
+    // would name a row of every sheet of a workbook.
+    let ev_sheet = to_utf8(field("sheet")?.as_ref())?;
     let ev_row = cast(field("row_no")?, &DataType::Int64)?;
     let ev_row = ev_row.as_primitive::<Int64Type>();
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid");
@@ -251,6 +256,7 @@ fn collect(
                 let r = EvidenceRef {
                     dataset: ev_dataset.value(j).to_string(),
                     batch: ev_batch.value(j).to_string(),
+                    sheet: (!ev_sheet.is_null(j)).then(|| ev_sheet.value(j).to_string()),
                     row: ev_row.value(j),
                 };
                 if primary.is_none() {
@@ -263,6 +269,7 @@ fn collect(
             let key = primary.unwrap_or_else(|| EvidenceRef {
                 dataset: String::new(),
                 batch: String::new(),
+                sheet: None,
                 row: i as i64,
             });
             b.amounts.insert(key, amount.value(i));

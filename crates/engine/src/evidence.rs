@@ -16,6 +16,8 @@ const CHUNK: usize = 500;
 pub struct EvidenceRow {
     pub dataset: String,
     pub batch: String,
+    /// The workbook sheet, if the file was a workbook.
+    pub sheet: Option<String>,
     pub row: i64,
     /// The delivered file (and `#sheet`).
     pub source: String,
@@ -35,19 +37,16 @@ impl Engine {
             .iter()
             .map(|c| (c.batch.as_str(), c))
             .collect();
-        let mut wanted: BTreeMap<&str, HashSet<(&str, i64)>> = BTreeMap::new();
+        let mut wanted: BTreeMap<&str, HashSet<&EvidenceRef>> = BTreeMap::new();
         for r in hits.iter().flat_map(|h| &h.evidence) {
-            wanted
-                .entry(&r.dataset)
-                .or_default()
-                .insert((&r.batch, r.row));
+            wanted.entry(&r.dataset).or_default().insert(r);
         }
         let mut out = HashMap::new();
         for (dataset, refs) in wanted {
-            let refs: Vec<(&str, i64)> = refs.into_iter().collect();
+            let refs: Vec<&EvidenceRef> = refs.into_iter().collect();
             for chunk in refs.chunks(CHUNK) {
-                let batches: HashSet<&str> = chunk.iter().map(|(b, _)| *b).collect();
-                let rows: HashSet<i64> = chunk.iter().map(|(_, r)| *r).collect();
+                let batches: HashSet<&str> = chunk.iter().map(|r| r.batch.as_str()).collect();
+                let rows: HashSet<i64> = chunk.iter().map(|r| r.row).collect();
                 let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
                 let sql = format!(
                     "SELECT * FROM {dataset} WHERE _batch IN ({}) AND _row IN ({})",
@@ -62,29 +61,19 @@ impl Engine {
                         .join(", ")
                 );
                 let parsed = json_rows(self, &sql).await?;
-                let wanted_pairs: HashSet<(&str, i64)> = chunk.iter().copied().collect();
+                let wanted_refs: HashSet<&EvidenceRef> = chunk.iter().copied().collect();
                 for values in parsed {
-                    let batch = values
-                        .get("_batch")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or_default()
-                        .to_string();
-                    let row = values
-                        .get("_row")
-                        .and_then(|v| v.as_i64())
-                        .unwrap_or_default();
-                    if !wanted_pairs.contains(&(batch.as_str(), row)) {
-                        continue;
-                    }
                     let r = evidence_row(dataset, values, &commits);
-                    out.insert(
-                        EvidenceRef {
-                            dataset: dataset.to_string(),
-                            batch,
-                            row,
-                        },
-                        r,
-                    );
+                    let key = EvidenceRef {
+                        dataset: dataset.to_string(),
+                        batch: r.batch.clone(),
+                        sheet: r.sheet.clone(),
+                        row: r.row,
+                    };
+                    // Batch and row alone match the same row number on every sheet.
+                    if wanted_refs.contains(&key) {
+                        out.insert(key, r);
+                    }
                 }
             }
         }
@@ -135,6 +124,10 @@ pub(crate) fn evidence_row(
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_string(),
+        sheet: values
+            .get("_sheet")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
         source_id: commit.map(|c| c.source.clone()).unwrap_or_default(),
         as_of: commit.and_then(|c| c.as_of),
         batch,

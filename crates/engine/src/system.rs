@@ -17,15 +17,15 @@ use crate::Result;
 const DEATH_RECORDS: &str = "
 CREATE VIEW death_records AS
 SELECT person_id_key, person_id, death_date, 'cremations' AS source,
-       named_struct('dataset', 'cremations', 'batch', _batch, 'row_no', _row) AS evidence
+       named_struct('dataset', 'cremations', 'batch', _batch, 'sheet', _sheet, 'row_no', _row) AS evidence
 FROM cremations
 UNION ALL
 SELECT person_id_key, person_id, death_date, 'death_certificates',
-       named_struct('dataset', 'death_certificates', 'batch', _batch, 'row_no', _row)
+       named_struct('dataset', 'death_certificates', 'batch', _batch, 'sheet', _sheet, 'row_no', _row)
 FROM death_certificates
 UNION ALL
 SELECT person_id_key, person_id, cancel_date, 'persons',
-       named_struct('dataset', 'persons', 'batch', _batch, 'row_no', _row)
+       named_struct('dataset', 'persons', 'batch', _batch, 'sheet', _sheet, 'row_no', _row)
 FROM persons WHERE status = 'deceased' AND cancel_date IS NOT NULL";
 
 /// One row per deceased person: the death month counts from the earliest date any source gives.

@@ -48,7 +48,9 @@ impl Error {
     /// 2 for a problem in what the user gave (mapping, query), 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Ingest(hedui_ingest::Error::Mapping { .. })
+            Error::Ingest(
+                hedui_ingest::Error::Mapping { .. } | hedui_ingest::Error::Overlap { .. },
+            )
             | Error::Query(hedui_engine::Error::Query(_))
             | Error::Query(hedui_engine::Error::Rule { .. })
             | Error::Service(hedui_service::Error::Engine(

@@ -1,8 +1,72 @@
-//! How fresh a delivered file is: departments put the extract date or month in the file name
-//! (`养老金发放明细_202406.csv`, `火化登记_20240630.xlsx`); otherwise the delivery date counts.
+//! How fresh a delivered file is: stated by the mapping (a date, a pattern over the file name, or
+//! the latest date in a column), else the extract date or month departments put in the file name
+//! (`养老金发放明细_202406.csv`, `火化登记_20240630.xlsx`), else — a guess, reported as such — the
+//! file's modification time, which copying resets.
 
 use chrono::{Datelike, NaiveDate};
+use serde::Serialize;
 
+use crate::mapping::AsOf;
+
+/// Where a file's as-of date came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// The mapping states it (a fixed date or a pattern over the file name).
+    Stated,
+    /// The latest date in the column the mapping names.
+    Column,
+    /// A date or month found in the file name.
+    FileName,
+    /// The file's modification time: not stated, and copying resets it.
+    Modified,
+}
+
+impl Basis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basis::Stated => "stated",
+            Basis::Column => "column",
+            Basis::FileName => "file_name",
+            Basis::Modified => "modified",
+        }
+    }
+}
+
+/// Read `text` with a chrono format; a format without a day reads a month (its last day).
+pub fn parse_with(format: &str, text: &str) -> Option<NaiveDate> {
+    if format.contains("%d") || format.contains("%e") || format.contains("%F") {
+        return NaiveDate::parse_from_str(text, format).ok();
+    }
+    let first = NaiveDate::parse_from_str(&format!("{text}01"), &format!("{format}%d")).ok()?;
+    month_end(first)
+}
+
+fn month_end(first: NaiveDate) -> Option<NaiveDate> {
+    let (y, m) = (first.year(), first.month());
+    let next = if m == 12 {
+        NaiveDate::from_ymd_opt(y + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(y, m + 1, 1)
+    }?;
+    next.pred_opt()
+}
+
+/// The as-of date of a file before it is read, when the mapping or the name tells it.
+/// `Column` as-of dates are known only after the read; `None` then.
+pub fn before_read(rel: &str, stated: &AsOf) -> Option<(NaiveDate, Basis)> {
+    let name = rel.rsplit(['/', '\\']).next().unwrap_or(rel);
+    match stated {
+        AsOf::Fixed(d) => Some((*d, Basis::Stated)),
+        AsOf::FileName { pattern, format } => pattern
+            .captures(name)
+            .and_then(|c| c.get(1))
+            .and_then(|m| parse_with(format, m.as_str()))
+            .map(|d| (d, Basis::Stated)),
+        AsOf::Column(_) => None,
+        AsOf::Auto => for_file(rel, None).map(|d| (d, Basis::FileName)),
+    }
+}
 /// The date in a file name: the last run of 8 digits forming a valid date (YYYYMMDD), else the
 /// last run of 6 digits forming a month (YYYYMM, meaning its last day).
 pub fn from_file_name(rel: &str) -> Option<NaiveDate> {

@@ -10,6 +10,10 @@ pub enum Error {
         message: String,
     },
 
+    /// A file is taken by more than one mapping: it would be loaded twice.
+    #[error("{file} 同时被多个映射选中，会被重复导入；请收窄这些映射的 files 模式 (the file is matched by more than one mapping: {}); nothing was read", mappings.join(", "))]
+    Overlap { file: String, mappings: Vec<String> },
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

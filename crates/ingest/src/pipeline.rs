@@ -1,19 +1,20 @@
 //! The ingest of a data directory: every file a mapping takes becomes one batch in the lake,
 //! each row loaded or quarantined with its reasons, and the counts always add up.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
-use hedui_lake::{BatchWriter, LakeWriter};
+use chrono::{DateTime, NaiveDate, Utc};
+use hedui_lake::{BatchWriter, CommitMeta, Delivery, LakeWriter};
 use hedui_model::value::Cell;
 use hedui_model::value::Parser;
 use hedui_model::value::text::normalise_header;
 use hedui_model::{DatasetDef, Value};
 
-use crate::connector::{self, RawRow, Table, encoding};
-use crate::mapping::{ColumnMap, Format, Mapping, Replaces, Target};
+use crate::connector::delivered::{self, Delivered};
+use crate::connector::{self, Body, RawRow, Table, encoding};
+use crate::mapping::{AsOf, ColumnMap, Mapping, Replaces, Target};
 use crate::report::{FileReport, FileStatus, IngestReport};
 use crate::{Error, Result, as_of};
 
@@ -24,6 +25,9 @@ const SUMMARY_WORDS: &[&str] = &["合计", "总计", "小计", "累计", "共计
 /// First cells of footer lines under a table (who made it, remarks).
 const FOOTER_WORDS: &[&str] = &["制表", "审核", "填报", "负责人", "备注", "注:", "说明"];
 
+/// The longest text a cell may hold (Excel's own limit): longer is not a value but a mistake.
+const MAX_CELL_CHARS: usize = 32_767;
+
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
     /// Mapping file patterns are relative to this directory.
@@ -32,6 +36,12 @@ pub struct IngestOptions {
 }
 
 /// Ingest every file under `data_dir` that a mapping takes.
+///
+/// Each file belongs to one source (a file two mappings take is a mapping error, reported before
+/// anything is read). A source whose every delivery is a full extract (`replaces = "source"`)
+/// takes the files of one ingest with the same as-of date as one delivery: they become live
+/// together and replace the earlier delivery together. Errors of the lake itself (a full disk)
+/// stop the ingest; the report then says so and lists what was done.
 pub fn ingest(mappings: &[Mapping], opts: &IngestOptions) -> Result<IngestReport> {
     let started_at = Utc::now();
     if !opts.data_dir.is_dir() {
@@ -40,40 +50,44 @@ pub fn ingest(mappings: &[Mapping], opts: &IngestOptions) -> Result<IngestReport
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "data directory not found"),
         });
     }
-    let mut lake = LakeWriter::open(&opts.lake_dir)?;
-    let mut files: Vec<(String, PathBuf)> = walkdir::WalkDir::new(&opts.data_dir)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .filter(|e| !e.file_name().to_string_lossy().starts_with(['.', '~']))
-        .map(|e| {
-            let rel = e
-                .path()
-                .strip_prefix(&opts.data_dir)
-                .expect("under data dir");
-            (
-                rel.to_string_lossy().replace('\\', "/"),
-                e.path().to_path_buf(),
-            )
-        })
-        .collect();
-    files.sort();
-
+    let files = list_files(&opts.data_dir);
     let mut reports = Vec::new();
-    for (rel, path) in &files {
-        let takers: Vec<&Mapping> = mappings.iter().filter(|m| m.matches(rel)).collect();
-        if takers.is_empty() {
-            reports.push(FileReport::new(rel, None, FileStatus::Unmapped));
-            continue;
-        }
-        for mapping in takers {
-            let started = std::time::Instant::now();
-            let mut report = ingest_file(&mut lake, mapping, rel, path)?;
-            report.seconds = started.elapsed().as_secs_f64();
-            reports.push(report);
+    let mut taken: Vec<Vec<(String, PathBuf)>> = vec![Vec::new(); mappings.len()];
+    for (rel, path) in files {
+        let takers: Vec<usize> = (0..mappings.len())
+            .filter(|&i| mappings[i].matches(&rel))
+            .collect();
+        match takers.as_slice() {
+            [] => reports.push(FileReport::new(&rel, None, FileStatus::Unmapped)),
+            [one] => taken[*one].push((rel, path)),
+            many => {
+                return Err(Error::Overlap {
+                    file: printable(&rel),
+                    mappings: many
+                        .iter()
+                        .map(|&i| format!("{} ({})", mappings[i].id, mappings[i].path.display()))
+                        .collect(),
+                });
+            }
         }
     }
+    let mut lake = LakeWriter::open(&opts.lake_dir)?;
+    let mut aborted = None;
+    for (mapping, files) in mappings.iter().zip(taken) {
+        if files.is_empty() {
+            continue;
+        }
+        let done = match mapping.replaces {
+            Replaces::File => ingest_each(&mut lake, mapping, files, &mut reports),
+            Replaces::Source => ingest_deliveries(&mut lake, mapping, files, &mut reports),
+        };
+        if let Err(e) = done {
+            tracing::error!(source = %mapping.id, error = %e, "ingest stopped: the lake cannot be written");
+            aborted = Some(e.to_string());
+            break;
+        }
+    }
+    reports.sort_by(|a, b| a.file.cmp(&b.file));
     let mut totals = hedui_lake::Counts::default();
     for r in &reports {
         totals.add(&r.counts());
@@ -86,71 +100,372 @@ pub fn ingest(mappings: &[Mapping], opts: &IngestOptions) -> Result<IngestReport
         lake_version: lake.snapshot().version(),
         files: reports,
         totals,
+        aborted,
     })
 }
 
-/// Ingest one file through one mapping. A file that cannot be read is reported as failed (and
-/// logged as an error: an operator must act); lake I/O errors abort the whole ingest.
-fn ingest_file(
+/// The files under the data directory (hidden and Office lock files left out), by name.
+fn list_files(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut files: Vec<(String, PathBuf)> = walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with(['.', '~']))
+        .map(|e| {
+            let rel = e.path().strip_prefix(dir).expect("under data dir");
+            (
+                rel.to_string_lossy().replace('\\', "/"),
+                e.path().to_path_buf(),
+            )
+        })
+        .collect();
+    files.sort_by_key(|f| copy_last(&f.0));
+    files
+}
+
+/// Originals before their copies (`名册 - 副本.xlsx`, `名册(1).xlsx`, `copy of …`), so that an
+/// identical copy is the one skipped; otherwise by name.
+fn copy_last(rel: &str) -> (String, bool, usize, String) {
+    let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+    let stem = name
+        .rsplit_once('.')
+        .map_or(name, |(s, _)| s)
+        .to_lowercase();
+    let copy = ["副本", "复制", "copy", "拷贝"]
+        .iter()
+        .any(|w| stem.contains(w))
+        || stem.ends_with(')')
+            && stem
+                .rsplit_once('(')
+                .is_some_and(|(_, n)| n[..n.len() - 1].chars().all(|c| c.is_ascii_digit()))
+        || stem.ends_with('）');
+    (
+        dir.to_string(),
+        copy,
+        name.chars().count(),
+        name.to_string(),
+    )
+}
+
+/// A file name as it may be printed: control characters (a newline, an escape sequence) shown
+/// escaped, so a name cannot forge report lines or terminal output.
+pub fn printable(name: &str) -> String {
+    if !name.chars().any(char::is_control) {
+        return name.to_string();
+    }
+    name.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Files of a source whose deliveries are single files: each replaces its own earlier version.
+fn ingest_each(
     lake: &mut LakeWriter,
+    mapping: &Mapping,
+    files: Vec<(String, PathBuf)>,
+    reports: &mut Vec<FileReport>,
+) -> Result<()> {
+    let mut this_run = HashMap::new();
+    for (rel, path) in files {
+        let started = std::time::Instant::now();
+        let mut report = match read_file(lake, mapping, &rel, &path, &this_run)? {
+            Outcome::Read(read) => {
+                this_run.insert(read.meta.fingerprint.clone(), rel.clone());
+                let mut read = *read;
+                read.meta.supersedes = lake.snapshot().live_batches_of_file(&mapping.id, &rel);
+                read.report.supersedes = read.meta.supersedes.clone();
+                lake.commit(read.batch, read.meta)?;
+                read.report
+            }
+            Outcome::Skipped(report) => *report,
+        };
+        report.seconds = started.elapsed().as_secs_f64();
+        reports.push(report);
+    }
+    Ok(())
+}
+
+/// Files of a full-extract source: the files with one as-of date are one delivery, committed
+/// together (live only once all are committed) and replacing every earlier batch of the source
+/// except the delivery's own unchanged files. A delivery with a file that cannot be read is held
+/// back whole: half an extract would look like a city with half its people.
+fn ingest_deliveries(
+    lake: &mut LakeWriter,
+    mapping: &Mapping,
+    files: Vec<(String, PathBuf)>,
+    reports: &mut Vec<FileReport>,
+) -> Result<()> {
+    let mut deliveries: BTreeMap<Option<NaiveDate>, Vec<(String, PathBuf)>> = BTreeMap::new();
+    for (rel, path) in files {
+        let key = as_of::before_read(&rel, &mapping.as_of).map(|(d, _)| d);
+        deliveries.entry(key).or_default().push((rel, path));
+    }
+    let mut this_run = HashMap::new();
+    for (as_of, files) in deliveries {
+        let mut read = Vec::new();
+        let mut done = Vec::new();
+        let mut kept = Vec::new();
+        let mut failed = Vec::new();
+        for (rel, path) in &files {
+            let started = std::time::Instant::now();
+            match read_file(lake, mapping, rel, path, &this_run) {
+                Ok(Outcome::Read(r)) => {
+                    this_run.insert(r.meta.fingerprint.clone(), rel.clone());
+                    read.push((*r, started));
+                }
+                Ok(Outcome::Skipped(report)) => {
+                    let report = *report;
+                    if report.status == FileStatus::Failed {
+                        failed.push(report.file.clone());
+                    } else if let Some(b) = &report.batch {
+                        kept.push(b.clone());
+                    }
+                    done.push(report);
+                }
+                Err(e) => {
+                    for (r, _) in read {
+                        r.batch.abandon()?;
+                    }
+                    reports.extend(done);
+                    return Err(e);
+                }
+            }
+        }
+        if !failed.is_empty() {
+            for (r, _) in read {
+                let mut report = r.report;
+                r.batch.abandon()?;
+                report.status = FileStatus::Withheld;
+                report.batch = None;
+                report.error = Some(format!(
+                    "同一次交付（数据截至 {}）中的文件 {} 无法读取，本次交付整体未生效，原有数据保持不变 (the delivery is held back whole because another file of it failed)",
+                    as_of.map_or("未注明".to_string(), |d| d.to_string()),
+                    failed
+                        .iter()
+                        .map(|f| printable(f))
+                        .collect::<Vec<_>>()
+                        .join("、")
+                ));
+                done.push(report);
+            }
+            reports.extend(done);
+            continue;
+        }
+        let n = read.len();
+        let delivery = (n > 1).then(|| Delivery {
+            id: format!("{}-{}", mapping.id, Utc::now().format("%Y%m%dT%H%M%S%6f")),
+            batches: n as u32,
+        });
+        for (i, (mut r, started)) in read.into_iter().enumerate() {
+            if i + 1 == n {
+                // The last batch completes the delivery: the earlier batches go in the same step.
+                let ours: std::collections::HashSet<&str> =
+                    kept.iter().map(String::as_str).collect();
+                r.meta.supersedes = lake
+                    .snapshot()
+                    .live_batches_of_source(&mapping.id)
+                    .into_iter()
+                    .filter(|b| !ours.contains(b.as_str()))
+                    .collect();
+                r.report.supersedes = r.meta.supersedes.clone();
+            }
+            r.meta.delivery = delivery.clone();
+            if let Err(e) = lake.commit(r.batch, r.meta) {
+                reports.extend(done);
+                return Err(e.into());
+            }
+            r.report.seconds = started.elapsed().as_secs_f64();
+            done.push(r.report);
+        }
+        reports.extend(done);
+    }
+    Ok(())
+}
+
+/// A file read into an uncommitted batch.
+struct ReadFile {
+    batch: BatchWriter,
+    meta: CommitMeta,
+    report: FileReport,
+}
+
+enum Outcome {
+    Read(Box<ReadFile>),
+    /// Unchanged, a copy, or failed: nothing to commit.
+    Skipped(Box<FileReport>),
+}
+
+/// Read one file through its mapping into a batch, once: the fingerprint is of the bytes parsed.
+/// A file that cannot be read (gone, unreadable, changed while read) is a failed report; only
+/// the lake's own errors are `Err`.
+fn read_file(
+    lake: &LakeWriter,
     mapping: &Mapping,
     rel: &str,
     path: &Path,
-) -> Result<FileReport> {
-    let scan = encoding::scan(path, mapping.encoding)?;
-    if let Some(prior) = lake
-        .snapshot()
-        .find_identical(&mapping.id, &scan.fingerprint)
-    {
+    this_run: &HashMap<String, String>,
+) -> Result<Outcome> {
+    let failed = |message: String| {
+        tracing::error!(file = %printable(rel), error = %message, "file not ingested");
+        let mut r = FileReport::new(rel, Some(&mapping.id), FileStatus::Failed);
+        r.error = Some(message);
+        Ok(Outcome::Skipped(Box::new(r)))
+    };
+    let known = |fingerprint: &str| match mapping.replaces {
+        Replaces::File => lake.snapshot().find_identical(&mapping.id, fingerprint),
+        Replaces::Source => lake.snapshot().find_seen(&mapping.id, fingerprint),
+    };
+    let unchanged = |prior: &hedui_lake::Commit| {
         let mut report = FileReport::new(rel, Some(&mapping.id), FileStatus::Unchanged);
         report.batch = Some(prior.batch.clone());
         report.as_of = prior.as_of;
-        tracing::info!(file = rel, batch = %prior.batch, "identical re-delivery skipped");
-        return Ok(report);
-    }
-    let mut batch = lake.begin(&mapping.id, rel, &scan.fingerprint, scan.bytes);
-    let mut report = FileReport::new(rel, Some(&mapping.id), FileStatus::Loaded);
-    if mapping.format_of(rel) == Format::Csv {
-        report.encoding = Some(encoding::name(scan.encoding).to_string());
-    }
-    for target in &mapping.targets {
-        match read_target(&mut batch, mapping, target, rel, path, &scan, &mut report) {
-            Ok(()) => {}
-            Err(Error::Unreadable { file, message }) => {
-                tracing::error!(file = %file, error = %message, "file not ingested");
-                let mut failed = FileReport::new(rel, Some(&mapping.id), FileStatus::Failed);
-                failed.error = Some(message);
-                return Ok(failed);
-            }
-            Err(other) => return Err(other),
+        if prior.file != rel {
+            report.same_as = Some(prior.file.clone());
         }
+        tracing::info!(file = %printable(rel), batch = %prior.batch, "identical re-delivery skipped");
+        Ok(Outcome::Skipped(Box::new(report)))
+    };
+
+    let delivered = match Delivered::open(path, rel) {
+        Ok(d) => d,
+        Err(e) => return failed(unreadable_message(e)?),
+    };
+    let stamp = delivered.stamp();
+    // Same name, size and modification time as a committed batch: confirm by fingerprint alone.
+    let looks_unchanged = lake.snapshot().commits().iter().rev().find(|c| {
+        c.source == mapping.id
+            && c.file == rel
+            && c.bytes == stamp.bytes
+            && c.modified_ns.is_some()
+            && c.modified_ns == stamp.modified_ns().map(|n| n as i64)
+    });
+    let mut delivered = delivered;
+    if looks_unchanged.is_some() {
+        let read = match delivered.fingerprint_only() {
+            Ok(r) => r,
+            Err(e) => return failed(unreadable_message(e)?),
+        };
+        if let Some(prior) = known(&read.fingerprint) {
+            return unchanged(prior);
+        }
+        delivered = match Delivered::open(path, rel) {
+            Ok(d) => d,
+            Err(e) => return failed(unreadable_message(e)?),
+        };
+    }
+
+    let stated = as_of::before_read(rel, &mapping.as_of);
+    if matches!(mapping.as_of, AsOf::FileName { .. }) && stated.is_none() {
+        return failed(
+            "文件名中找不到映射 as_of.file_name 所指的日期 (the file name has no date matching the mapping's as_of.file_name)".to_string(),
+        );
+    }
+    let mut batch = lake.begin(&mapping.id, rel);
+    let mut report = FileReport::new(rel, Some(&mapping.id), FileStatus::Loaded);
+    let mut latest = None;
+    let parsed = (|| -> Result<()> {
+        let mut body = Body::of(&mut delivered, rel, mapping)?;
+        for target in &mapping.targets {
+            for table in connector::open_tables(&mut body, rel, mapping, target)? {
+                let text = table.text.clone();
+                read_table(
+                    &mut batch,
+                    mapping,
+                    target,
+                    rel,
+                    table,
+                    &mut report,
+                    &mut latest,
+                )?;
+                if let Some(enc) = text.and_then(|t| t.borrow().encoding) {
+                    report.encoding = Some(encoding::name(enc).to_string());
+                }
+            }
+        }
+        Ok(())
+    })();
+    let read = parsed.and_then(|()| delivered.finish());
+    let read = match read {
+        Ok(read) => read,
+        Err(Error::Lake(e)) => {
+            batch.abandon()?;
+            return Err(Error::Lake(e));
+        }
+        Err(e) => {
+            batch.abandon()?;
+            return failed(unreadable_message(e)?);
+        }
+    };
+    if let Some(prior) = known(&read.fingerprint) {
+        batch.abandon()?;
+        return unchanged(prior);
+    }
+    if let Some(original) = this_run.get(&read.fingerprint) {
+        batch.abandon()?;
+        let mut report = FileReport::new(rel, Some(&mapping.id), FileStatus::Unchanged);
+        report.same_as = Some(original.clone());
+        tracing::warn!(file = %printable(rel), original = %printable(original), "identical copy of another file skipped");
+        return Ok(Outcome::Skipped(Box::new(report)));
     }
     debug_assert!(report.counts().balanced());
-    report.as_of = as_of::for_file(rel, delivery_date(path));
-    report.supersedes = match mapping.replaces {
-        Replaces::File => lake.snapshot().live_batches_of_file(&mapping.id, rel),
-        Replaces::Source => lake.snapshot().live_batches_of_source(&mapping.id),
+    let (as_of, basis) = match (&mapping.as_of, stated) {
+        (_, Some((d, basis))) => (Some(d), basis),
+        (AsOf::Column(_), None) => match latest {
+            Some(d) => (Some(d), as_of::Basis::Column),
+            None => (modified_date(&stamp), as_of::Basis::Modified),
+        },
+        (_, None) => (modified_date(&stamp), as_of::Basis::Modified),
     };
+    if basis == as_of::Basis::Modified {
+        tracing::warn!(file = %printable(rel), "as-of date taken from the file's modification time; state it in the mapping (`as_of`)");
+    }
+    report.as_of = as_of;
+    report.as_of_basis = Some(basis);
     report.batch = Some(batch.batch_id().to_string());
-    lake.commit(
-        batch,
-        report.counts(),
-        report.as_of,
-        report.supersedes.clone(),
-    )?;
     if report.rows_quarantined > 0 {
         tracing::info!(
-            file = rel,
+            file = %printable(rel),
             quarantined = report.rows_quarantined,
             "rows quarantined"
         );
     }
-    Ok(report)
+    let meta = CommitMeta {
+        fingerprint: read.fingerprint,
+        bytes: read.bytes,
+        modified_ns: stamp.modified_ns().map(|n| n as i64),
+        counts: report.counts(),
+        as_of,
+        as_of_basis: Some(basis.as_str().to_string()),
+        supersedes: Vec::new(),
+        delivery: None,
+    };
+    Ok(Outcome::Read(Box::new(ReadFile {
+        batch,
+        meta,
+        report,
+    })))
 }
 
-fn delivery_date(path: &Path) -> Option<chrono::NaiveDate> {
-    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
-    Some(DateTime::<Utc>::from(modified).date_naive())
+/// The message of a file's own failure; anything else is passed up.
+fn unreadable_message(e: Error) -> Result<String> {
+    match e {
+        Error::Unreadable { message, .. } => Ok(message),
+        Error::Io { source, .. } => Ok(format!("读取失败 (read failed): {source}")),
+        other => Err(other),
+    }
+}
+
+fn modified_date(stamp: &delivered::Stamp) -> Option<NaiveDate> {
+    stamp
+        .modified
+        .map(|m| DateTime::<Utc>::from(m).date_naive())
 }
 
 /// Where each mapped column is in a table's header.
@@ -158,21 +473,6 @@ struct Resolved<'m> {
     columns: Vec<(&'m ColumnMap, Option<usize>)>,
     header: Vec<String>,
     header_row: Option<u64>,
-}
-
-fn read_target(
-    batch: &mut BatchWriter,
-    mapping: &Mapping,
-    target: &Target,
-    rel: &str,
-    path: &Path,
-    scan: &encoding::Scan,
-    report: &mut FileReport,
-) -> Result<()> {
-    for table in connector::open_tables(path, rel, mapping, target, scan)? {
-        read_table(batch, target, rel, table, report)?;
-    }
-    Ok(())
 }
 
 fn unreadable(rel: &str, sheet: Option<&str>, message: String) -> Error {
@@ -353,14 +653,20 @@ fn locate_header<'m>(
 
 fn read_table(
     batch: &mut BatchWriter,
+    mapping: &Mapping,
     target: &Target,
     rel: &str,
     mut table: Table<'_>,
     report: &mut FileReport,
+    latest: &mut Option<NaiveDate>,
 ) -> Result<()> {
     let dataset = target.dataset.name.clone();
     let resolved = locate_header(target, &mut table, rel, &mut report.layout_rows)?;
-    let location = table.sheet.as_ref().map(|s| format!("{rel}#{s}"));
+    // The column whose latest date is the file's as-of date, if the mapping says so.
+    let as_of_at = match &mapping.as_of {
+        AsOf::Column(c) => resolved.columns.iter().position(|(m, _)| m.column == *c),
+        _ => None,
+    };
     let mut seen_rows: HashSet<u64> = HashSet::new();
     let mut values: Vec<Value> = Vec::with_capacity(resolved.columns.len());
     let mut raws: Vec<String> = Vec::with_capacity(resolved.columns.len());
@@ -410,7 +716,14 @@ fn read_table(
             let cell = idx.and_then(|i| row.cells.get(i)).unwrap_or(&Cell::Empty);
             let label = idx.map_or(col.column.as_str(), |i| resolved.header[i].as_str());
             let undecodable = matches!(cell, Cell::Text(t) if t.contains('\u{FFFD}'));
-            let value = if undecodable {
+            let too_long = matches!(cell, Cell::Text(t) if t.len() > MAX_CELL_CHARS && t.chars().count() > MAX_CELL_CHARS);
+            let value = if too_long {
+                reasons.push((
+                    format!("{label}: 内容超过 {MAX_CELL_CHARS} 个字符 (text longer than {MAX_CELL_CHARS} characters)"),
+                    "value.too_long",
+                ));
+                Value::Null
+            } else if undecodable {
                 reasons.push((
                     format!("{label}: 含无法解码的字符，文件编码有误 (undecodable bytes)"),
                     "encoding.invalid",
@@ -441,12 +754,15 @@ fn read_table(
             });
         }
         if reasons.is_empty() {
+            if let Some(Value::Date(d)) = as_of_at.and_then(|i| values.get(i)) {
+                *latest = Some(latest.map_or(*d, |l| l.max(*d)));
+            }
             let raw_refs: Vec<&str> = raws.iter().map(String::as_str).collect();
             batch.append(
                 &dataset,
                 &values,
                 &raw_refs,
-                location.as_deref(),
+                table.sheet.as_deref(),
                 row.number as i64,
             )?;
             report.rows_loaded += 1;
@@ -461,7 +777,6 @@ fn read_table(
                 &resolved,
                 &target.dataset,
                 &reasons,
-                location.as_deref(),
             )?;
             report.rows_quarantined += 1;
             for (_, code) in &reasons {
@@ -485,7 +800,6 @@ fn quarantine(
     resolved: &Resolved,
     def: &DatasetDef,
     reasons: &[(String, &'static str)],
-    location: Option<&str>,
 ) -> Result<()> {
     let header = &resolved.header;
     let mut raw = serde_json::Map::new();
@@ -532,7 +846,7 @@ fn quarantine(
                 .join(","),
         ),
     ];
-    batch.append("quarantine", &values, &[""; 8], location, row.number as i64)?;
+    batch.append("quarantine", &values, &[""; 8], sheet, row.number as i64)?;
     Ok(())
 }
 
@@ -545,4 +859,57 @@ pub fn summarise_reasons(report: &IngestReport) -> BTreeMap<String, u64> {
         }
     }
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAPPING: &str = r#"
+[source]
+id = "pension"
+files = ["*.csv"]
+[[target]]
+dataset = "pension_payments"
+[target.columns]
+person_id = "公民身份号码"
+scheme = "险种"
+month = "发放年月"
+amount = "发放金额"
+"#;
+
+    #[test]
+    fn a_file_that_vanishes_before_it_is_read_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mapping = Mapping::parse(Path::new("m.toml"), MAPPING).unwrap();
+        let good = dir.path().join("b.csv");
+        std::fs::write(
+            &good,
+            "公民身份号码,险种,发放年月,发放金额\n11010519491231002X,enterprise,202501,1.00\n",
+        )
+        .unwrap();
+        let mut lake = LakeWriter::open(&dir.path().join("lake")).unwrap();
+        let mut reports = Vec::new();
+        let files = vec![
+            ("a.csv".to_string(), dir.path().join("a.csv")),
+            ("b.csv".to_string(), good),
+        ];
+        ingest_each(&mut lake, &mapping, files, &mut reports).unwrap();
+        assert_eq!(reports[0].status, FileStatus::Failed);
+        assert!(reports[0].error.as_deref().unwrap().contains("cannot open"));
+        assert_eq!(reports[1].status, FileStatus::Loaded);
+        assert_eq!(lake.snapshot().version(), 1);
+    }
+
+    #[test]
+    fn copies_sort_after_their_originals() {
+        let mut names = [
+            "d/名册(1).xlsx",
+            "d/名册 - 副本.xlsx",
+            "d/名册.xlsx",
+            "d/Copy of 名册.xlsx",
+        ];
+        names.sort_by_key(|n| copy_last(n));
+        assert_eq!(names[0], "d/名册.xlsx");
+    }
 }

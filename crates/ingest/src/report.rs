@@ -11,8 +11,11 @@ use serde::Serialize;
 pub enum FileStatus {
     /// Committed as a new batch.
     Loaded,
-    /// The same bytes were already committed for this source: skipped.
+    /// The same bytes were already committed for this source (or are another file of this
+    /// ingest, `same_as`): skipped.
     Unchanged,
+    /// Read, but not committed: another file of the same delivery could not be read.
+    Withheld,
     /// The file could not be read at all; nothing of it was committed.
     Failed,
     /// No mapping takes this file.
@@ -37,6 +40,10 @@ pub struct FileReport {
     pub quarantine_reasons: BTreeMap<String, u64>,
     pub encoding: Option<String>,
     pub as_of: Option<NaiveDate>,
+    /// Where `as_of` came from; `modified` is a guess (the file's modification time).
+    pub as_of_basis: Option<crate::as_of::Basis>,
+    /// The file whose identical bytes this one repeats.
+    pub same_as: Option<String>,
     pub supersedes: Vec<String>,
     pub error: Option<String>,
     /// Wall-clock seconds spent on this file (read, parse, write, commit).
@@ -59,6 +66,8 @@ impl FileReport {
             quarantine_reasons: BTreeMap::new(),
             encoding: None,
             as_of: None,
+            as_of_basis: None,
+            same_as: None,
             supersedes: Vec::new(),
             error: None,
             seconds: 0.0,
@@ -85,10 +94,16 @@ pub struct IngestReport {
     pub lake_version: u64,
     pub files: Vec<FileReport>,
     pub totals: Counts,
+    /// Set when the lake itself could not be written (a full disk): the ingest stopped there.
+    pub aborted: Option<String>,
 }
 
 impl IngestReport {
+    /// Files that were not loaded because of what they are: failed, or held back with their
+    /// delivery.
     pub fn failed(&self) -> impl Iterator<Item = &FileReport> {
-        self.files.iter().filter(|f| f.status == FileStatus::Failed)
+        self.files
+            .iter()
+            .filter(|f| matches!(f.status, FileStatus::Failed | FileStatus::Withheld))
     }
 }

@@ -85,6 +85,8 @@ pub struct DatasetAppender {
     schema: SchemaRef,
     builders: Vec<Builder>,
     source: String,
+    /// The last sheet appended and its sheet-qualified source (`file#sheet`), built once.
+    sheet_source: Option<(String, String)>,
     batch: String,
     ingested_at_us: i64,
 }
@@ -102,6 +104,7 @@ impl DatasetAppender {
             schema,
             builders,
             source: source.to_string(),
+            sheet_source: None,
             batch: batch.to_string(),
             ingested_at_us,
         }
@@ -125,8 +128,9 @@ impl DatasetAppender {
 
     /// Append one row: `values[i]` (and for a resident ID `raws[i]`, the value as delivered) for
     /// the dataset's i-th column. Values have been checked against the column types by the
-    /// caller's parsers; `_source` is the sheet-qualified source location.
-    pub fn append(&mut self, values: &[Value], raws: &[&str], source: Option<&str>, row: i64) {
+    /// caller's parsers. `sheet` is the workbook sheet the row is on (`_sheet`, and `_source`
+    /// becomes `file#sheet`): row numbers restart per sheet.
+    pub fn append(&mut self, values: &[Value], raws: &[&str], sheet: Option<&str>, row: i64) {
         debug_assert_eq!(values.len(), self.def.columns.len());
         let mut b = self.builders.iter_mut();
         for ((col, value), raw) in self.def.columns.iter().zip(values).zip(raws) {
@@ -164,9 +168,21 @@ impl DatasetAppender {
                 (_, Value::Id(id)) => builder.text(Some(id.as_str())),
             }
         }
-        b.next()
-            .expect("_source")
-            .text(Some(source.unwrap_or(&self.source)));
+        let source = match sheet {
+            None => self.source.as_str(),
+            Some(sheet) => {
+                if self.sheet_source.as_ref().is_none_or(|(s, _)| s != sheet) {
+                    let qualified = format!("{}#{sheet}", self.source);
+                    self.sheet_source = Some((sheet.to_string(), qualified));
+                }
+                self.sheet_source
+                    .as_ref()
+                    .map(|(_, q)| q.as_str())
+                    .expect("set")
+            }
+        };
+        b.next().expect("_source").text(Some(source));
+        b.next().expect("_sheet").text(sheet);
         b.next().expect("_batch").text(Some(&self.batch));
         b.next().expect("_row").int(Some(row));
         match b.next().expect("_ingested_at") {

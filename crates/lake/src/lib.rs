@@ -20,7 +20,7 @@ pub mod writer;
 
 pub use append::DatasetAppender;
 pub use error::{Error, Result};
-pub use log::{Commit, Counts, DataFile};
+pub use log::{Commit, CommitMeta, Counts, DataFile, Delivery};
 pub use snapshot::Snapshot;
 pub use writer::{BatchWriter, LakeWriter};
 

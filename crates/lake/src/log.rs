@@ -54,13 +54,46 @@ pub struct Commit {
     pub fingerprint: String,
     pub bytes: u64,
     pub committed_at: DateTime<Utc>,
-    /// How fresh the source says its data is (from the file name or the delivery date).
+    /// How fresh the source says its data is.
     pub as_of: Option<NaiveDate>,
+    /// Where `as_of` came from: `stated` (the mapping), `file_name`, `column`, or `modified` (the
+    /// file's modification time, which copying resets: a guess the data page points out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of_basis: Option<String>,
+    /// The file's modification time when read (Unix nanoseconds): with `bytes`, recognises an
+    /// unchanged file without parsing it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_ns: Option<i64>,
+    /// The delivery of a full extract this batch is part of: its batches become live together,
+    /// when the last of them is committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
     /// Batches this one replaces (a corrected re-export, or a new snapshot of the source).
     #[serde(default)]
     pub supersedes: Vec<String>,
     pub files: Vec<DataFile>,
     pub counts: Counts,
+}
+
+/// Several files of one source taken in one ingest (城区 and 县市 extracts): one delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: String,
+    /// How many batches make it up; it is complete when all are committed.
+    pub batches: u32,
+}
+
+/// What a batch's commit records besides its data files.
+#[derive(Debug, Clone, Default)]
+pub struct CommitMeta {
+    pub fingerprint: String,
+    pub bytes: u64,
+    pub modified_ns: Option<i64>,
+    pub counts: Counts,
+    pub as_of: Option<NaiveDate>,
+    pub as_of_basis: Option<String>,
+    pub supersedes: Vec<String>,
+    pub delivery: Option<Delivery>,
 }
 
 pub(crate) fn log_dir(lake: &Path) -> PathBuf {

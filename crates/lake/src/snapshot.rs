@@ -1,6 +1,6 @@
 //! What a reader sees: the commits present when it looked, and of those the batches still live.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::Result;
@@ -11,21 +11,14 @@ pub struct Snapshot {
     root: PathBuf,
     commits: Vec<Commit>,
     superseded: HashSet<String>,
+    /// Batches of deliveries not yet complete (an ingest stopped half-way through one).
+    pending: HashSet<String>,
 }
 
 impl Snapshot {
     /// Read the lake's commit log. A lake that does not exist yet is an empty snapshot.
     pub fn load(lake: &Path) -> Result<Snapshot> {
-        let commits = read_log(lake)?;
-        let superseded = commits
-            .iter()
-            .flat_map(|c| c.supersedes.iter().cloned())
-            .collect();
-        Ok(Snapshot {
-            root: lake.to_path_buf(),
-            commits,
-            superseded,
-        })
+        Ok(Snapshot::load_from(lake.to_path_buf(), read_log(lake)?))
     }
 
     /// The lake as it was at `version`: the commits up to it. The log only grows, so this is
@@ -52,8 +45,9 @@ impl Snapshot {
         &self.commits
     }
 
+    /// Neither replaced by a later delivery nor part of an unfinished one.
     pub fn is_live(&self, batch: &str) -> bool {
-        !self.superseded.contains(batch)
+        !self.superseded.contains(batch) && !self.pending.contains(batch)
     }
 
     /// Commits whose batches are still live (not replaced by a later delivery).
@@ -83,6 +77,14 @@ impl Snapshot {
     pub fn find_identical(&self, source: &str, fingerprint: &str) -> Option<&Commit> {
         self.live_commits()
             .find(|c| c.source == source && c.fingerprint == fingerprint)
+    }
+
+    /// A batch of `source` with exactly these bytes that was ever live (possibly replaced since):
+    /// a full extract seen before, which must not come back to replace a newer one.
+    pub fn find_seen(&self, source: &str, fingerprint: &str) -> Option<&Commit> {
+        self.commits.iter().rev().find(|c| {
+            c.source == source && c.fingerprint == fingerprint && !self.pending.contains(&c.batch)
+        })
     }
 
     /// Live batches of `source` delivered under the same file name (a re-export replaces them).
@@ -117,10 +119,24 @@ impl Snapshot {
             .iter()
             .flat_map(|c| c.supersedes.iter().cloned())
             .collect();
+        let mut committed: HashMap<&str, u32> = HashMap::new();
+        for d in commits.iter().filter_map(|c| c.delivery.as_ref()) {
+            *committed.entry(d.id.as_str()).or_default() += 1;
+        }
+        let pending = commits
+            .iter()
+            .filter(|c| {
+                c.delivery
+                    .as_ref()
+                    .is_some_and(|d| committed.get(d.id.as_str()).copied().unwrap_or(0) < d.batches)
+            })
+            .map(|c| c.batch.clone())
+            .collect();
         Snapshot {
             root,
             commits,
             superseded,
+            pending,
         }
     }
 }

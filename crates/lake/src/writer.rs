@@ -6,7 +6,7 @@ use std::fs::{self, File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 use hedui_model::{Catalog, Value};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
@@ -14,7 +14,7 @@ use parquet::file::properties::WriterProperties;
 
 use crate::append::DatasetAppender;
 use crate::error::IoContext;
-use crate::log::{Commit, Counts, DataFile, commit_path, log_dir};
+use crate::log::{Commit, CommitMeta, DataFile, commit_path, log_dir};
 use crate::snapshot::Snapshot;
 use crate::{Error, LOCK_FILE, Result, dataset_dir};
 
@@ -109,18 +109,24 @@ impl LakeWriter {
         Ok(())
     }
 
-    /// Start a batch for one delivered file. Nothing of it is visible until [`BatchWriter::commit`].
-    pub fn begin(&self, source: &str, file: &str, fingerprint: &str, bytes: u64) -> BatchWriter {
+    /// Start a batch for one delivered file. Nothing of it is visible until
+    /// [`LakeWriter::commit`]; its fingerprint is known only once the file has been read.
+    pub fn begin(&self, source: &str, file: &str) -> BatchWriter {
         let seq = self.snapshot.version() + 1;
-        let batch = format!("{seq:08}-{}", &fingerprint[..8.min(fingerprint.len())]);
+        let mut fp = crate::Fingerprinter::default();
+        fp.update(
+            format!(
+                "{source}\0{file}\0{}",
+                Utc::now().timestamp_nanos_opt().unwrap_or(0)
+            )
+            .as_bytes(),
+        );
+        let batch = format!("{seq:08}-{}", &fp.finish()[..8]);
         BatchWriter {
             root: self.root.clone(),
-            seq,
             batch,
             source: source.to_string(),
             file: file.to_string(),
-            fingerprint: fingerprint.to_string(),
-            bytes,
             ingested_at_us: Utc::now().timestamp_micros(),
             datasets: BTreeMap::new(),
         }
@@ -128,14 +134,10 @@ impl LakeWriter {
 
     /// Write out the batch, make it durable, then publish it with one log entry; the writer's
     /// view of the lake then includes it.
-    pub fn commit(
-        &mut self,
-        batch: BatchWriter,
-        counts: Counts,
-        as_of: Option<NaiveDate>,
-        supersedes: Vec<String>,
-    ) -> Result<Commit> {
-        let commit = batch.finish(counts, as_of, supersedes)?;
+    pub fn commit(&mut self, batch: BatchWriter, meta: CommitMeta) -> Result<Commit> {
+        // Sequence numbers are taken at commit: several batches of one delivery are written
+        // before any of them is committed.
+        let commit = batch.finish(self.snapshot.version() + 1, meta)?;
         let mut commits = self.snapshot.commits().to_vec();
         commits.push(commit.clone());
         self.snapshot = Snapshot::load_from(self.root.clone(), commits);
@@ -153,12 +155,9 @@ struct OpenDataset {
 /// A batch being written: Parquet files per dataset, invisible until committed.
 pub struct BatchWriter {
     root: PathBuf,
-    seq: u64,
     batch: String,
     source: String,
     file: String,
-    fingerprint: String,
-    bytes: u64,
     ingested_at_us: i64,
     datasets: BTreeMap<String, OpenDataset>,
 }
@@ -169,13 +168,13 @@ impl BatchWriter {
     }
 
     /// Append a parsed row to `dataset`. `raws` carries the as-delivered text of each column (kept
-    /// beside resident IDs); `location` is the sheet-qualified source, if not the file itself.
+    /// beside resident IDs); `sheet` is the workbook sheet the row is on, if any.
     pub fn append(
         &mut self,
         dataset: &str,
         values: &[Value],
         raws: &[&str],
-        location: Option<&str>,
+        sheet: Option<&str>,
         row: i64,
     ) -> Result<()> {
         if !self.datasets.contains_key(dataset) {
@@ -193,7 +192,7 @@ impl BatchWriter {
             );
         }
         let open = self.datasets.get_mut(dataset).expect("inserted above");
-        open.appender.append(values, raws, location, row);
+        open.appender.append(values, raws, sheet, row);
         open.rows += 1;
         if open.appender.len() >= ROWS_PER_FLUSH {
             flush(open)?;
@@ -201,12 +200,18 @@ impl BatchWriter {
         Ok(())
     }
 
-    fn finish(
-        mut self,
-        counts: Counts,
-        as_of: Option<NaiveDate>,
-        supersedes: Vec<String>,
-    ) -> Result<Commit> {
+    /// Give the batch up (its file turned out unchanged, or unreadable): remove what was written.
+    pub fn abandon(mut self) -> Result<()> {
+        for open in self.datasets.values_mut() {
+            drop(open.writer.take());
+            if open.path.exists() {
+                fs::remove_file(&open.path).at(&open.path)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, seq: u64, meta: CommitMeta) -> Result<Commit> {
         let mut files = Vec::new();
         for (name, open) in &mut self.datasets {
             flush(open)?;
@@ -226,17 +231,20 @@ impl BatchWriter {
             });
         }
         let commit = Commit {
-            seq: self.seq,
+            seq,
             batch: self.batch.clone(),
             source: self.source.clone(),
             file: self.file.clone(),
-            fingerprint: self.fingerprint.clone(),
-            bytes: self.bytes,
+            fingerprint: meta.fingerprint,
+            bytes: meta.bytes,
             committed_at: Utc::now(),
-            as_of,
-            supersedes,
+            as_of: meta.as_of,
+            as_of_basis: meta.as_of_basis,
+            modified_ns: meta.modified_ns,
+            delivery: meta.delivery,
+            supersedes: meta.supersedes,
             files,
-            counts,
+            counts: meta.counts,
         };
         publish(&self.root, &commit)?;
         tracing::info!(batch = %commit.batch, file = %commit.file, rows = commit.counts.rows_loaded, "batch committed");
@@ -329,6 +337,7 @@ mod tests {
     use hedui_model::value::text::normalise_text;
 
     use super::*;
+    use crate::Counts;
 
     fn row(text: &str) -> Vec<Value> {
         vec![
@@ -343,12 +352,60 @@ mod tests {
         ]
     }
 
+    fn meta(fingerprint: &str, counts: Counts, supersedes: Vec<String>) -> crate::CommitMeta {
+        crate::CommitMeta {
+            fingerprint: fingerprint.into(),
+            bytes: 10,
+            counts,
+            supersedes,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_delivery_becomes_live_only_when_its_last_batch_is_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lake = LakeWriter::open(dir.path()).unwrap();
+        let counts = Counts {
+            rows_read: 1,
+            rows_quarantined: 1,
+            ..Default::default()
+        };
+        let commit = |lake: &mut LakeWriter, file: &str, supersedes: Vec<String>| {
+            let mut batch = lake.begin("src", file);
+            batch
+                .append("quarantine", &row("{}"), &[""; 8], None, 2)
+                .unwrap();
+            let id = batch.batch_id().to_string();
+            let mut m = meta(file, counts, supersedes);
+            m.delivery = Some(crate::Delivery {
+                id: "d1".into(),
+                batches: 2,
+            });
+            lake.commit(batch, m).unwrap();
+            id
+        };
+        let first = commit(&mut lake, "城区.csv", vec![]);
+        let snap = Snapshot::load(dir.path()).unwrap();
+        assert!(!snap.is_live(&first), "half a delivery is not the source");
+        assert!(snap.files("quarantine").is_empty());
+        assert!(snap.find_seen("src", "城区.csv").is_none());
+        commit(&mut lake, "县市.csv", vec![]);
+        let snap = Snapshot::load(dir.path()).unwrap();
+        assert!(snap.is_live(&first));
+        assert_eq!(
+            snap.files("quarantine").len(),
+            2,
+            "both files of the delivery"
+        );
+    }
+
     #[test]
     fn large_files_have_small_row_groups_with_bloom_filters_on_lookup_columns() {
         use parquet::file::reader::{FileReader, SerializedFileReader};
         let dir = tempfile::tempdir().unwrap();
         let mut lake = LakeWriter::open(dir.path()).unwrap();
-        let mut batch = lake.begin("src", "p.csv", "cccccccccccc", 10);
+        let mut batch = lake.begin("src", "p.csv");
         let month = chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
         for i in 0..(ROW_GROUP_ROWS as i64 + 10) {
             let values = [
@@ -366,7 +423,8 @@ mod tests {
             rows_loaded: ROW_GROUP_ROWS as u64 + 10,
             ..Default::default()
         };
-        lake.commit(batch, counts, None, vec![]).unwrap();
+        lake.commit(batch, meta("cccccccccccc", counts, vec![]))
+            .unwrap();
         let snap = Snapshot::load(dir.path()).unwrap();
         let file = File::open(&snap.files("dibao_payments")[0]).unwrap();
         let reader = SerializedFileReader::new(file).unwrap();
@@ -393,7 +451,7 @@ mod tests {
     fn a_batch_is_invisible_until_committed_and_superseding_hides_the_old_one() {
         let dir = tempfile::tempdir().unwrap();
         let mut lake = LakeWriter::open(dir.path()).unwrap();
-        let mut batch = lake.begin("src", "f.csv", "aaaaaaaaaaaa", 10);
+        let mut batch = lake.begin("src", "f.csv");
         batch
             .append("quarantine", &row("{}"), &[""; 8], None, 2)
             .unwrap();
@@ -411,7 +469,8 @@ mod tests {
             rows_quarantined: 1,
             ..Default::default()
         };
-        lake.commit(batch, counts, None, vec![]).unwrap();
+        lake.commit(batch, meta("aaaaaaaaaaaa", counts, vec![]))
+            .unwrap();
         let snap = Snapshot::load(dir.path()).unwrap();
         assert_eq!(snap.files("quarantine").len(), 1);
         assert_eq!(
@@ -419,11 +478,11 @@ mod tests {
             first
         );
 
-        let mut batch = lake.begin("src", "f.csv", "bbbbbbbbbbbb", 10);
+        let mut batch = lake.begin("src", "f.csv");
         batch
             .append("quarantine", &row("{}"), &[""; 8], None, 2)
             .unwrap();
-        lake.commit(batch, counts, None, vec![first.clone()])
+        lake.commit(batch, meta("bbbbbbbbbbbb", counts, vec![first.clone()]))
             .unwrap();
         let snap = Snapshot::load(dir.path()).unwrap();
         assert!(!snap.is_live(&first));
@@ -448,7 +507,7 @@ mod tests {
                 LakeWriter::open(dir.path()),
                 Err(Error::Locked(_))
             ));
-            let mut batch = lake.begin("src", "f.csv", "cccccccccccc", 10);
+            let mut batch = lake.begin("src", "f.csv");
             for _ in 0..(ROWS_PER_FLUSH + 1) {
                 batch
                     .append("quarantine", &row("{}"), &[""; 8], None, 2)

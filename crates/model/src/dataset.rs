@@ -16,7 +16,9 @@ mod embedded {
 }
 
 /// Lineage columns appended to every dataset by the lake writer.
-pub const LINEAGE_COLUMNS: [&str; 4] = ["_source", "_batch", "_row", "_ingested_at"];
+/// `_sheet` is the workbook sheet a row came from (null for CSV and JSON): row numbers restart on
+/// every sheet, so a row is identified by batch, sheet and row together.
+pub const LINEAGE_COLUMNS: [&str; 5] = ["_source", "_sheet", "_batch", "_row", "_ingested_at"];
 
 /// Precision of every decimal column: 18 digits fit any amount a department pays.
 pub const DECIMAL_PRECISION: u8 = 18;
@@ -262,6 +264,7 @@ impl DatasetDef {
         let mut fields: Vec<Field> = self.columns.iter().flat_map(ColumnDef::fields).collect();
         fields.extend([
             Field::new("_source", DataType::Utf8, false),
+            Field::new("_sheet", DataType::Utf8, true),
             Field::new("_batch", DataType::Utf8, false),
             Field::new("_row", DataType::Int64, false),
             Field::new(

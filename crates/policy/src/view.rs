@@ -42,7 +42,7 @@ fn shown(def: &DatasetDef, field: &str, grant: &Grant, masked: bool) -> Shown {
     if grant.hide.contains(field) || column.is_some_and(|c| grant.hide.contains(&c.name)) {
         return Shown::Hidden;
     }
-    // Lineage columns (`_source`, `_batch`, `_row`, `_ingested_at`) say where a row came from.
+    // Lineage columns (`_source`, `_sheet`, `_batch`, `_row`, `_ingested_at`) say where a row came from.
     let Some(c) = column else {
         return Shown::Clear;
     };

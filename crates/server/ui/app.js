@@ -160,7 +160,7 @@ async function loadCases(box) {
 }
 
 // ---- one case ------------------------------------------------------------------------------
-const HIDDEN = new Set(["_batch", "_row", "_source", "_ingested_at"]);
+const HIDDEN = new Set(["_batch", "_row", "_source", "_sheet", "_ingested_at"]);
 
 function evidenceCards(evidence) {
   const groups = new Map();
@@ -371,7 +371,7 @@ async function dataPage() {
     h("div", { class: "scroll" }, h("table", {},
       h("tr", {}, ["文件 file", "来源 source", "读入 read", "入湖 loaded", "隔离 quarantined", "重复 duplicate", "截至 as of"].map(t => h("th", {}, t))),
       lake.batches.map(b => h("tr", {}, h("td", {}, b.file), h("td", {}, b.source), h("td", { class: "num" }, String(b.rows_read)), h("td", { class: "num" }, String(b.rows_loaded)),
-        h("td", { class: "num" }, b.rows_quarantined ? h("span", { class: "badge amber" }, String(b.rows_quarantined)) : "0"), h("td", { class: "num" }, String(b.rows_duplicate)), h("td", {}, b.as_of || ""))))),
+        h("td", { class: "num" }, b.rows_quarantined ? h("span", { class: "badge amber" }, String(b.rows_quarantined)) : "0"), h("td", { class: "num" }, String(b.rows_duplicate)), h("td", {}, b.as_of || "", b.as_of_basis === "modified" ? h("span", { class: "badge amber", title: "截至日期取自文件修改时间，请在映射中写明 as_of (taken from the file's modification time)" }, " 推测 guessed") : null))))),
     h("h2", {}, "隔离区 Quarantine（原因 reasons）"), q);
   try {
     const r = await api("/api/v1/sql", { method: "POST", json: { sql: "SELECT dataset, source_file, source_row, coalesce(reasons, reason_codes) AS reasons FROM quarantine ORDER BY source_file, source_row LIMIT 500", format: "json" } });

@@ -60,7 +60,9 @@ fn evidence_fingerprint(h: &Hit, rows: &HashMap<EvidenceRef, EvidenceRow>) -> St
             let values = rows.get(r).map(|row| {
                 row.values
                     .iter()
-                    .filter(|(k, _)| !matches!(k.as_str(), "_batch" | "_ingested_at" | "_row"))
+                    .filter(|(k, _)| {
+                        !matches!(k.as_str(), "_batch" | "_ingested_at" | "_sheet" | "_row")
+                    })
                     .collect::<BTreeMap<_, _>>()
             });
             (&r.dataset, values)

@@ -1,6 +1,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use hedui_ingest::pipeline::printable;
 use hedui_ingest::{FileStatus, IngestOptions, IngestReport, ingest, load_mappings};
 
 use crate::error::{Error, Result};
@@ -28,6 +29,12 @@ pub fn run(
         })?;
         println!("report written to {}", path.display());
     }
+    if let Some(why) = &report.aborted {
+        eprintln!(
+            "error: the ingest stopped because the lake cannot be written: {why}; what is listed above was done, the rest was not read"
+        );
+        return Ok(ExitCode::from(1));
+    }
     let failed = report.failed().count();
     if failed > 0 {
         eprintln!(
@@ -43,6 +50,7 @@ fn status_zh(s: FileStatus) -> &'static str {
         FileStatus::Loaded => "已入库 loaded",
         FileStatus::Unchanged => "未变化 unchanged",
         FileStatus::Failed => "失败 failed",
+        FileStatus::Withheld => "暂缓 withheld",
         FileStatus::Unmapped => "无映射 unmapped",
     }
 }
@@ -55,7 +63,7 @@ pub fn print_report(report: &IngestReport) {
     for f in &report.files {
         println!(
             "{:<44} {:<18} {:>9} {:>9} {:>6} {:>6}",
-            f.file,
+            printable(&f.file),
             status_zh(f.status),
             f.rows_read,
             f.rows_loaded,
@@ -64,6 +72,18 @@ pub fn print_report(report: &IngestReport) {
         );
         if let Some(e) = &f.error {
             println!("    error: {e}");
+        }
+        if let Some(original) = &f.same_as {
+            println!(
+                "    与 {} 内容相同，未重复导入 (identical to it: skipped)",
+                printable(original)
+            );
+        }
+        if f.as_of_basis == Some(hedui_ingest::as_of::Basis::Modified) {
+            println!(
+                "    注意：数据截至日期取自文件修改时间 {}（复制文件会改变它），请在映射中写明 as_of (as-of date guessed from the modification time; state it with `as_of`)",
+                f.as_of.map(|d| d.to_string()).unwrap_or_default()
+            );
         }
     }
     let t = &report.totals;

@@ -1,42 +1,69 @@
 //! CSV in any of the encodings departments use, streamed: a pension ledger has millions of rows.
 
-use std::path::Path;
+use std::io::{BufRead, Read};
 
+use encoding_rs::{Encoding, UTF_16BE, UTF_16LE};
 use encoding_rs_io::DecodeReaderBytesBuilder;
 use hedui_model::value::Cell;
 
-use super::{RawRow, Table, encoding};
-use crate::error::io_at;
+use super::text::{self, TextLines};
+use super::{RawRow, Table};
 use crate::{Error, Result};
-use encoding_rs::Encoding;
 
+/// The rows of delimited text read from `bytes` (the file's one read). `fixed` is the mapping's
+/// encoding, if it names one. UTF-16 (by BOM or mapping) is decoded whole-stream; every other
+/// encoding line by line (see [`super::text`]).
 pub fn table<'a>(
-    path: &'a Path,
+    bytes: impl Read + 'a,
     rel: &str,
-    enc: &'static Encoding,
+    fixed: Option<&'static Encoding>,
     delimiter: u8,
 ) -> Result<Table<'a>> {
-    tracing::debug!(file = rel, encoding = encoding::name(enc), "reading CSV");
-    let file = std::fs::File::open(path).map_err(io_at(path))?;
-    let decoded = DecodeReaderBytesBuilder::new()
-        .encoding(Some(enc))
-        .bom_sniffing(true)
-        .strip_bom(true)
-        .build(std::io::BufReader::with_capacity(1 << 20, file));
-    let decoded = CrlfToLf::new(decoded);
-    let reader = csv::ReaderBuilder::new()
+    let mut buffered = std::io::BufReader::with_capacity(1 << 20, bytes);
+    let head = buffered.fill_buf().map_err(|e| Error::Unreadable {
+        file: rel.to_string(),
+        message: format!("读取失败 (read failed): {e}"),
+    })?;
+    let bom = Encoding::for_bom(head).map(|(e, _)| e);
+    let utf16 = |e: &'static Encoding| e == UTF_16LE || e == UTF_16BE;
+    let (decoded, text): (Box<dyn Read + 'a>, Option<text::Shared>) =
+        if fixed.or(bom).is_some_and(utf16) {
+            let enc = fixed.or(bom);
+            let decoded = DecodeReaderBytesBuilder::new()
+                .encoding(enc)
+                .bom_sniffing(true)
+                .strip_bom(true)
+                .build(buffered);
+            let state: text::Shared = Default::default();
+            state.borrow_mut().encoding = enc;
+            (Box::new(CrlfToLf::new(decoded)), Some(state))
+        } else {
+            let (lines, state) = TextLines::new(buffered, fixed, delimiter);
+            (Box::new(lines), Some(state))
+        };
+    let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .delimiter(delimiter)
         .buffer_capacity(1 << 20)
         .from_reader(decoded);
     let rel = rel.to_string();
+    let state = text.clone();
     let mut record = csv::StringRecord::new();
-    let mut reader = reader;
     let rows = std::iter::from_fn(move || match reader.read_record(&mut record) {
         Ok(false) => None,
         Ok(true) => {
             let number = record.position().map_or(0, |p| p.line());
+            // Lines in the other encoding that belong to this record (it ends where the reader
+            // now stands).
+            let next = reader.position().line();
+            let mut foreign = false;
+            if let Some(st) = &state {
+                let mut st = st.borrow_mut();
+                while st.foreign.front().is_some_and(|l| *l < next) {
+                    foreign |= st.foreign.pop_front().is_some_and(|l| l >= number);
+                }
+            }
             let cells = record
                 .iter()
                 .map(|s| {
@@ -50,14 +77,23 @@ pub fn table<'a>(
             Some(Ok(RawRow {
                 number,
                 cells,
-                defect: None,
+                defect: foreign.then(|| {
+                    (
+                        "该行文字编码与文件其余部分不同（UTF-8 与 GBK 混用），按文件编码读出的是乱码 (the line is in another text encoding than the file)".to_string(),
+                        "encoding.mixed",
+                    )
+                }),
             }))
         }
         Err(e) => {
             let line = e.position().map_or(0, |p| p.line());
+            let message = match e.kind() {
+                csv::ErrorKind::Io(io) => io.to_string(),
+                _ => format!("CSV 第 {line} 行 (line {line}): {e}"),
+            };
             Some(Err(Error::Unreadable {
                 file: rel.clone(),
-                message: format!("CSV line {line}: {e}"),
+                message,
             }))
         }
     });
@@ -66,6 +102,7 @@ pub fn table<'a>(
         header: None,
         rows: Box::new(rows),
         fixed_width: true,
+        text,
     })
 }
 

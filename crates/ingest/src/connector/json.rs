@@ -2,13 +2,11 @@
 //! (`{"code":0,"data":{"total":..,"list":[..]}}`).
 
 use std::io::BufRead;
-use std::path::Path;
 
 use hedui_model::value::Cell;
 use serde_json::Value;
 
 use super::{RawRow, Table};
-use crate::error::io_at;
 use crate::mapping::Target;
 use crate::{Error, Result};
 
@@ -23,83 +21,121 @@ fn cell(v: &Value) -> Cell {
     }
 }
 
-/// The records of a JSON document (at the target's pointer) or of an NDJSON file, as one table
-/// whose header is every key seen, in first-seen order.
-pub fn table<'a>(path: &'a Path, rel: &str, target: &Target, ndjson: bool) -> Result<Table<'a>> {
+/// Distinct keys a file's records may have together: an API's records share a handful; a file
+/// whose every record brings keys of its own is not a table (and would need memory of records ×
+/// keys to read as one).
+pub const MAX_KEYS: usize = 256;
+
+/// The records of a JSON document, at the target's pointer.
+pub fn document<'a>(bytes: &[u8], rel: &str, target: &Target) -> Result<Table<'a>> {
     let unreadable = |message: String| Error::Unreadable {
         file: rel.to_string(),
         message,
     };
-    let mut records: Vec<(u64, serde_json::Map<String, Value>)> = Vec::new();
-    let mut broken: Vec<(u64, String)> = Vec::new();
-    if ndjson {
-        let f = std::io::BufReader::new(std::fs::File::open(path).map_err(io_at(path))?);
-        for (i, line) in f.lines().enumerate() {
-            let line = line.map_err(io_at(path))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<Value>(&line) {
-                Ok(Value::Object(m)) => records.push((i as u64 + 1, m)),
-                _ => broken.push((i as u64 + 1, line)),
-            }
-        }
-    } else {
-        let bytes = std::fs::read(path).map_err(io_at(path))?;
-        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-        let doc: Value = serde_json::from_slice(bytes)
-            .map_err(|e| unreadable(format!("not valid JSON: {e}")))?;
-        let pointer = target.records.as_deref().unwrap_or("");
-        let list = doc
-            .pointer(pointer)
-            .ok_or_else(|| unreadable(format!("no records at `{pointer}`")))?
-            .as_array()
-            .ok_or_else(|| unreadable(format!("`{pointer}` is not an array of records")))?;
-        for (i, v) in list.iter().enumerate() {
-            match v {
-                Value::Object(m) => records.push((i as u64 + 1, m.clone())),
-                other => broken.push((i as u64 + 1, other.to_string())),
-            }
-        }
-    }
-    let mut header: Vec<String> = Vec::new();
-    for (_, m) in &records {
-        for k in m.keys() {
-            if !header.contains(k) {
-                header.push(k.clone());
-            }
-        }
-    }
-    let mut rows: Vec<RawRow> = records
-        .iter()
-        .map(|(n, m)| RawRow {
-            number: *n,
-            cells: header
-                .iter()
-                .map(|k| m.get(k).map_or(Cell::Empty, cell))
-                .collect(),
-            defect: None,
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut doc: Value =
+        serde_json::from_slice(bytes).map_err(|e| unreadable(format!("not valid JSON: {e}")))?;
+    let pointer = target.records.as_deref().unwrap_or("");
+    let list = doc
+        .pointer_mut(pointer)
+        .ok_or_else(|| unreadable(format!("no records at `{pointer}`")))?
+        .take();
+    let Value::Array(list) = list else {
+        return Err(unreadable(format!(
+            "`{pointer}` is not an array of records"
+        )));
+    };
+    let records = list
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Value::Object(m) => Record::Object(i as u64 + 1, m),
+            other => Record::Broken(i as u64 + 1, other.to_string()),
         })
         .collect();
-    // A record that is not an object keeps its place, so it is quarantined rather than lost.
-    for (n, text) in broken {
-        let mut cells = vec![Cell::Empty; header.len()];
-        cells.push(Cell::Text(text));
-        let defect = (
-            "记录不是 JSON 对象 (the record is not a JSON object)".to_string(),
-            "json.not_an_object",
-        );
-        rows.push(RawRow {
-            number: n,
-            cells,
-            defect: Some(defect),
+    table_of(records, rel)
+}
+
+/// The records of an NDJSON file, one per line.
+pub fn lines<'a>(reader: impl std::io::Read, rel: &str) -> Result<Table<'a>> {
+    let mut records = Vec::new();
+    let f = std::io::BufReader::new(reader);
+    for (i, line) in f.lines().enumerate() {
+        let line = line.map_err(|e| Error::Unreadable {
+            file: rel.to_string(),
+            message: format!("第 {} 行无法读取 (line {}): {e}", i + 1, i + 1),
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        records.push(match serde_json::from_str::<Value>(&line) {
+            Ok(Value::Object(m)) => Record::Object(i as u64 + 1, m),
+            _ => Record::Broken(i as u64 + 1, line),
         });
     }
-    rows.sort_by_key(|r| r.number);
+    table_of(records, rel)
+}
+
+enum Record {
+    Object(u64, serde_json::Map<String, Value>),
+    /// Not an object: kept in its place, so it is quarantined rather than lost.
+    Broken(u64, String),
+}
+
+/// One table whose header is every key seen, in first-seen order; each record's cells are made
+/// when its row is read.
+fn table_of<'a>(records: Vec<Record>, rel: &str) -> Result<Table<'a>> {
+    let mut header: Vec<String> = Vec::new();
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for r in &records {
+        if let Record::Object(_, m) = r {
+            for k in m.keys() {
+                if seen.insert(k.as_str()) {
+                    header.push(k.clone());
+                    if header.len() > MAX_KEYS {
+                        return Err(Error::Unreadable {
+                            file: rel.to_string(),
+                            message: format!(
+                                "记录的字段名超过 {MAX_KEYS} 个，不是一张表 (the records have more than {MAX_KEYS} distinct keys)"
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    drop(seen);
+    let width = header.len();
+    let keys = header.clone();
+    let rows = records.into_iter().map(move |r| {
+        Ok(match r {
+            Record::Object(n, m) => RawRow {
+                number: n,
+                cells: keys
+                    .iter()
+                    .map(|k| m.get(k).map_or(Cell::Empty, cell))
+                    .collect(),
+                defect: None,
+            },
+            Record::Broken(n, text) => {
+                let mut cells = vec![Cell::Empty; width];
+                cells.push(Cell::Text(text));
+                RawRow {
+                    number: n,
+                    cells,
+                    defect: Some((
+                        "记录不是 JSON 对象 (the record is not a JSON object)".to_string(),
+                        "json.not_an_object",
+                    )),
+                }
+            }
+        })
+    });
     Ok(Table {
         sheet: None,
         header: Some(header),
-        rows: Box::new(rows.into_iter().map(Ok)),
+        rows: Box::new(rows),
         fixed_width: false,
+        text: None,
     })
 }

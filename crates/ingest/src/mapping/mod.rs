@@ -16,6 +16,24 @@ use hedui_model::{Catalog, ColumnType, DatasetDef};
 use spec::{ColumnSpec, MappingFile};
 pub use spec::{Format, Replaces};
 
+/// How a mapping states its files' extract date.
+#[derive(Debug, Clone)]
+pub enum AsOf {
+    /// Not stated: a date in the file name, else the file's modification time (reported as a
+    /// guess).
+    Auto,
+    /// The same date for every file.
+    Fixed(chrono::NaiveDate),
+    /// The first capture group of `pattern` in the file name, read with chrono `format` (a
+    /// format without a day means the month's last day).
+    FileName {
+        pattern: regex::Regex,
+        format: String,
+    },
+    /// The latest value loaded into this date or month column of the dataset.
+    Column(String),
+}
+
 use crate::error::io_at;
 use crate::{Error, Result};
 
@@ -42,6 +60,7 @@ pub struct Mapping {
     pub encoding: Encoding,
     pub delimiter: u8,
     pub replaces: Replaces,
+    pub as_of: AsOf,
     pub targets: Vec<Target>,
 }
 
@@ -362,6 +381,10 @@ impl Mapping {
                 columns: ordered,
             });
         }
+        let as_of = match &spec.source.as_of {
+            None => AsOf::Auto,
+            Some(a) => as_of_of(a.get_ref(), &targets).map_err(|m| err(a.span(), m))?,
+        };
         Ok(Mapping {
             path: path.to_path_buf(),
             id,
@@ -373,9 +396,71 @@ impl Mapping {
             encoding,
             delimiter,
             replaces: spec.source.replaces,
+            as_of,
             targets,
         })
     }
+}
+
+/// Check a stated as-of: a real date, a pattern with a group and a chrono format that reads
+/// what it captures, or a date column one of the targets fills.
+fn as_of_of(spec: &spec::AsOfSpec, targets: &[Target]) -> std::result::Result<AsOf, String> {
+    use spec::AsOfSpec;
+    match spec {
+        AsOfSpec::Fixed(text) => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map(AsOf::Fixed)
+            .map_err(|_| format!("`as_of = \"{text}\"` is not a date like 2024-06-30")),
+        AsOfSpec::Table(t) => match (&t.file_name, &t.format, &t.column) {
+            (Some(pattern), format, None) => {
+                let regex = regex::Regex::new(pattern)
+                    .map_err(|e| format!("bad `as_of.file_name` pattern: {e}"))?;
+                if regex.captures_len() < 2 {
+                    return Err("`as_of.file_name` needs a group `( )` around the date".into());
+                }
+                let format = format.clone().unwrap_or_else(|| "%Y%m%d".into());
+                let broken = chrono::format::StrftimeItems::new(&format)
+                    .any(|i| matches!(i, chrono::format::Item::Error));
+                if broken || crate::as_of::parse_with(&format, &sample(&format)).is_none() {
+                    return Err(format!(
+                        "`as_of.format = \"{format}\"` is not a chrono date format like %Y%m%d or %Y%m"
+                    ));
+                }
+                Ok(AsOf::FileName {
+                    pattern: regex,
+                    format,
+                })
+            }
+            (None, None, Some(column)) => {
+                let fills = targets.iter().any(|t| {
+                    t.columns
+                        .iter()
+                        .any(|c| c.column == *column && !c.sources.is_empty())
+                        && t.dataset
+                            .column(column)
+                            .is_some_and(|d| matches!(d.ty, ColumnType::Date | ColumnType::Month))
+                });
+                if fills {
+                    Ok(AsOf::Column(column.clone()))
+                } else {
+                    Err(format!(
+                        "`as_of.column = \"{column}\"` is not a mapped date or month column of a target"
+                    ))
+                }
+            }
+            _ => Err(
+                "`as_of` is a date, `{ file_name = '…', format = '…' }` or `{ column = '…' }`"
+                    .into(),
+            ),
+        },
+    }
+}
+
+/// A date written in `format`, to check the format reads what it writes.
+fn sample(format: &str) -> String {
+    chrono::NaiveDate::from_ymd_opt(2024, 6, 30)
+        .expect("valid")
+        .format(format)
+        .to_string()
 }
 
 #[cfg(test)]

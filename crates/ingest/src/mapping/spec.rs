@@ -56,6 +56,29 @@ pub struct SourceSpec {
     pub delimiter: Option<Spanned<String>>,
     #[serde(default)]
     pub replaces: Replaces,
+    /// The extract date of the source's files: a date, or a table saying where to find it.
+    #[serde(default)]
+    pub as_of: Option<Spanned<AsOfSpec>>,
+}
+
+/// `as_of = "2024-06-30"`, `as_of = { file_name = '_(\d{6})', format = "%Y%m" }` or
+/// `as_of = { column = "death_date" }` (the latest date loaded into that column).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum AsOfSpec {
+    Fixed(String),
+    Table(AsOfTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AsOfTable {
+    #[serde(default)]
+    pub file_name: Option<String>,
+    #[serde(default)]
+    pub format: Option<String>,
+    #[serde(default)]
+    pub column: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

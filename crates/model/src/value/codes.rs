@@ -24,6 +24,8 @@ pub fn parse_sex(raw: &str) -> Result<Sex, ParseError> {
 #[derive(Debug, Clone, Default)]
 pub struct CodeTable {
     map: HashMap<String, String>,
+    /// The canonical values, for the error that names them.
+    values: Vec<String>,
 }
 
 /// How a code is compared: half-width, no spaces, ASCII uppercase.
@@ -42,13 +44,18 @@ impl CodeTable {
         synonyms: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Self {
         let mut map = HashMap::new();
+        let mut canonical = Vec::new();
         for v in values {
             map.insert(code_key(v), v.to_string());
+            canonical.push(v.to_string());
         }
         for (from, to) in synonyms {
             map.insert(code_key(from), to.to_string());
         }
-        CodeTable { map }
+        CodeTable {
+            map,
+            values: canonical,
+        }
     }
 
     pub fn insert(&mut self, from: &str, to: &str) {
@@ -60,9 +67,12 @@ impl CodeTable {
             .get(&code_key(raw))
             .map(String::as_str)
             .ok_or_else(|| {
+                let allowed = self.values.join(", ");
                 ParseError::new(
                     "code.unknown",
-                    format!("无法识别的代码：{raw} (unknown code)"),
+                    format!(
+                        "无法识别的代码：{raw}。可用的值：{allowed}；若这是本部门的写法，请在映射中为该列加 values = {{ \"{raw}\" = \"…\" }} (unknown code `{raw}`; allowed: {allowed}; map the spelling with `values`)"
+                    ),
                 )
             })
     }

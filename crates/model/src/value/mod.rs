@@ -198,17 +198,15 @@ impl Parser {
             Parser::Sex => codes::parse_sex(s).map(|x| Value::Text(x.code().to_string())),
             Parser::Code(table) => table.lookup(s).map(|v| Value::Text(v.to_string())),
             Parser::CreditCode => codes::parse_credit_code(s).map(Value::Text),
-            Parser::RegionCode => {
-                let code = text::normalise_text(s);
-                if crate::region::is_valid_address_code(&code) {
-                    Ok(Value::Text(code))
-                } else {
-                    Err(ParseError::new(
-                        "region.invalid",
-                        format!("行政区划代码无效：{s} (invalid administrative code)"),
-                    ))
-                }
-            }
+            Parser::RegionCode => match crate::region::code_of(&text::normalise_text(s)) {
+                Some(code) => Ok(Value::Text(code)),
+                None => Err(ParseError::new(
+                    "region.invalid",
+                    format!(
+                        "行政区划代码或地名无效：{s} (neither an administrative code nor a place of the region table)"
+                    ),
+                )),
+            },
         }
     }
 }

@@ -96,6 +96,8 @@ pub async fn overview(
             "datasets": c.files.iter().map(|f| f.dataset.clone()).collect::<Vec<_>>(),
             "committed_at": c.committed_at.to_rfc3339(),
             "as_of": c.as_of,
+            // `modified`: the date is the file's modification time, a guess.
+            "as_of_basis": c.as_of_basis,
             "rows_read": c.counts.rows_read,
             "rows_loaded": c.counts.rows_loaded,
             "rows_quarantined": c.counts.rows_quarantined,
