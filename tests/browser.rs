@@ -286,15 +286,33 @@ fn a_dibao_reviewers_day_in_the_browser() {
     );
     b.click("#form-confirmed button");
     b.wait_for("document.querySelector('#case-state')?.innerText.includes('已确认')");
+    // A first instalment: the case stays confirmed until the recoveries add up.
     b.fill("#form-recovered input[name=amount]", "1200.00");
     b.fill("#form-recovered input[name=on]", "2026-11-20");
-    b.fill("#form-recovered textarea", "已全额退回");
+    b.fill("#form-recovered textarea", "首期退回");
+    b.click("#form-recovered button");
+    b.wait_for("document.querySelector('#case-info')?.innerText.includes('¥1,200.00')");
+    assert!(b.text("#case-state").contains("已确认"));
+    let (_, confirmed) = call(
+        &srv,
+        "GET",
+        &format!("/api/v1/cases/{case_id}"),
+        &token,
+        None,
+    );
+    let rest = confirmed["confirmed_cents"].as_i64().unwrap() - 120_000;
+    b.fill(
+        "#form-recovered input[name=amount]",
+        &hedui_model::Money::from_cents(rest).to_string(),
+    );
+    b.fill("#form-recovered input[name=on]", "2026-11-25");
+    b.fill("#form-recovered textarea", "余款已全额退回");
     b.click("#form-recovered button");
     b.wait_for("document.querySelector('#case-state')?.innerText.includes('已追回')");
     let history = b.text("#history");
     assert_eq!(
         history.lines().filter(|l| !l.trim().is_empty()).count(),
-        5,
+        6,
         "{history}"
     );
     b.screenshot("04-outcome");
@@ -307,7 +325,7 @@ fn a_dibao_reviewers_day_in_the_browser() {
         None,
     );
     assert_eq!(case["state"], "recovered");
-    assert_eq!(case["recovered_cents"], 120_000);
+    assert_eq!(case["recovered_cents"], confirmed["confirmed_cents"]);
 
     let members = household_members(&srv, &household);
     // Verify the household and open its report.

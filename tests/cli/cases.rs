@@ -120,3 +120,94 @@ fn postgres_case_store() {
     raises_once_then_only_new_hits(Some(format!("{base}?options=-c%20search_path%3D{schema}")));
     psql(&format!("DROP SCHEMA {schema} CASCADE"));
 }
+
+/// Several `hedui check` at once on a store none of them has created yet: the schema is made
+/// once, each case is raised once with one "raised" event, and every run is recorded.
+fn concurrent_checks(cases_url: &str, runs: usize, count_sql: &dyn Fn(&str) -> String) {
+    let city = city();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&city.data(), &lake);
+    let children: Vec<_> = (0..runs)
+        .map(|_| {
+            hedui()
+                .args(["check", "--cases", cases_url, "--lake"])
+                .arg(&lake)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let n = |sql: &str| -> i64 { count_sql(sql).trim().parse().unwrap() };
+    let cases = n("SELECT count(*) FROM cases");
+    assert!(cases > 0);
+    assert_eq!(
+        n("SELECT count(DISTINCT rule_id || subject) FROM cases"),
+        cases
+    );
+    assert_eq!(
+        n("SELECT count(*) FROM case_events WHERE from_state IS NULL"),
+        cases
+    );
+    assert_eq!(n("SELECT count(*) FROM runs"), runs as i64);
+    assert_eq!(
+        n("SELECT count(*) FROM hedui_schema"),
+        n("SELECT max(version) FROM hedui_schema")
+    );
+}
+
+#[test]
+fn concurrent_checks_on_a_new_sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cases.db");
+    let url = format!("sqlite://{}", db.display());
+    let query = |sql: &str| -> String {
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])"])
+            .arg(&db)
+            .arg(sql)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    concurrent_checks(&url, 2, &query);
+}
+
+#[test]
+fn concurrent_checks_on_a_new_postgres_store() {
+    let base = std::env::var("HEDUI_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("hedui_cc_{}", std::process::id());
+    let psql = |sql: &str| -> String {
+        let out = std::process::Command::new("psql")
+            .arg(&base)
+            .args(["-q", "-t", "-A", "-c"])
+            .arg(format!("SET search_path TO {schema}; {sql}"))
+            .output()
+            .expect("psql is installed");
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    psql(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    ));
+    concurrent_checks(
+        &format!("{base}?options=-c%20search_path%3D{schema}"),
+        8,
+        &|sql| psql(sql).lines().last().unwrap_or_default().to_string(),
+    );
+    psql(&format!("DROP SCHEMA {schema} CASCADE"));
+}

@@ -18,7 +18,8 @@ impl CaseStore {
         if let Some(missing) = step.missing() {
             return Err(Error::Invalid(case_id.into(), missing));
         }
-        let from = self.state_in_scope(scope, case_id).await?;
+        let case = self.get(scope, case_id).await?.case;
+        let from = case.state;
         if !from.can_go_to(step.to) {
             return Err(Error::Transition {
                 case: case_id.into(),
@@ -26,22 +27,25 @@ impl CaseStore {
                 to: step.to,
             });
         }
+        let to = outcome(&case, step)?;
         let at = timestamp(Utc::now());
         let detail = serde_json::json!({
             "reason": step.reason,
             "amount_cents": step.amount_cents,
             "on": step.on.map(|d| d.to_string()),
+            "excess_reason": step.excess_reason,
+            "partial": step.to == State::Recovered && to == State::Confirmed,
         });
         let mut tx = self.pool().begin().await?;
         let changed = sqlx::query(
             "UPDATE cases SET state = $1, updated_at = $2, \
              reject_reason = CASE WHEN $3 = 'rejected' THEN $4 ELSE reject_reason END, \
              confirmed_cents = CASE WHEN $5 = 'confirmed' THEN $6 ELSE confirmed_cents END, \
-             recovered_cents = CASE WHEN $7 = 'recovered' THEN $8 ELSE recovered_cents END, \
+             recovered_cents = CASE WHEN $7 = 'recovered' THEN COALESCE(recovered_cents, 0) + $8 ELSE recovered_cents END, \
              recovered_on = CASE WHEN $9 = 'recovered' THEN $10 ELSE recovered_on END \
              WHERE id = $11 AND state = $12",
         )
-        .bind(step.to.as_str())
+        .bind(to.as_str())
         .bind(&at)
         .bind(step.to.as_str())
         .bind(step.reason.as_deref())
@@ -59,19 +63,33 @@ impl CaseStore {
         if changed == 0 {
             return Err(changed_meanwhile(case_id));
         }
+        if step.to == State::Recovered {
+            sqlx::query(
+                "INSERT INTO recoveries (case_id, seq, cents, on_date, actor, at) VALUES ($1, \
+                 (SELECT COALESCE(MAX(seq), 0) + 1 FROM recoveries WHERE case_id = $2), $3, $4, $5, $6)",
+            )
+            .bind(case_id)
+            .bind(case_id)
+            .bind(step.amount_cents)
+            .bind(step.on.map(|d| d.to_string()))
+            .bind(&step.actor)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+        }
         event(
             &mut tx,
             case_id,
             &at,
             &step.actor,
             Some(from),
-            step.to,
+            to,
             &step.note,
             &detail,
         )
         .await?;
         tx.commit().await?;
-        Ok(step.to)
+        Ok(to)
     }
 
     /// Give an open case to someone: a new case becomes assigned, a case in progress keeps its
@@ -283,6 +301,60 @@ fn changed_meanwhile(case_id: &str) -> Error {
         case_id.into(),
         "the case changed meanwhile; reload it and try again".into(),
     )
+}
+
+/// The state a step really leads to, and the outcomes no office would record: more to recover
+/// than was found without a reason, a recovery dated in the future, recoveries adding up to more
+/// than was confirmed. A recovery short of the confirmed amount is partial: the case stays
+/// confirmed until the recoveries add up.
+fn outcome(case: &crate::Case, step: &Step) -> Result<State> {
+    let invalid = |m: String| Err(Error::Invalid(case.id.clone(), m));
+    let yuan = |c: i64| hedui_model::Money::from_cents(c).grouped();
+    match step.to {
+        State::Confirmed => {
+            let amount = step.amount_cents.unwrap_or(0);
+            let found = case.amount_cents.unwrap_or(0);
+            let explained = step
+                .excess_reason
+                .as_deref()
+                .is_some_and(|r| !r.trim().is_empty());
+            if amount > found && !explained {
+                return invalid(format!(
+                    "确认追回金额 {} 超过核查发现的 {}，须写明理由 excess_reason (the amount to recover exceeds the amount found; give the reason)",
+                    yuan(amount),
+                    yuan(found)
+                ));
+            }
+            Ok(State::Confirmed)
+        }
+        State::Recovered => {
+            let today =
+                (Utc::now() + chrono::Duration::hours(crate::CITY_UTC_OFFSET_HOURS)).date_naive();
+            if step.on.is_some_and(|d| d > today) {
+                return invalid(format!(
+                    "追回日期 {} 晚于今天，不能登记 (the recovery date is in the future)",
+                    step.on.expect("checked")
+                ));
+            }
+            let confirmed = case.confirmed_cents.unwrap_or(0);
+            let remaining = confirmed - case.recovered_cents.unwrap_or(0);
+            let amount = step.amount_cents.unwrap_or(0);
+            if amount > remaining {
+                return invalid(format!(
+                    "本次追回 {} 超过尚待追回的 {}（确认追回 {}）(the recovery exceeds what remains to be recovered)",
+                    yuan(amount),
+                    yuan(remaining),
+                    yuan(confirmed)
+                ));
+            }
+            Ok(if amount == remaining {
+                State::Recovered
+            } else {
+                State::Confirmed
+            })
+        }
+        other => Ok(other),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

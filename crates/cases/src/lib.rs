@@ -7,6 +7,7 @@
 //! only when its evidence changes (new or different source rows).
 
 mod actions;
+mod migrate;
 mod query;
 mod state;
 mod workflow;
@@ -44,38 +45,8 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS runs (
-        id TEXT PRIMARY KEY, started_at TEXT NOT NULL, lake_version BIGINT NOT NULL,
-        rules TEXT NOT NULL, params TEXT NOT NULL, hits BIGINT NOT NULL,
-        hits_fingerprint TEXT NOT NULL, new_cases BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS cases (
-        id TEXT PRIMARY KEY, rule_id TEXT NOT NULL, subject TEXT NOT NULL, state TEXT NOT NULL,
-        months TEXT NOT NULL, amount_cents BIGINT, evidence TEXT NOT NULL,
-        evidence_fingerprint TEXT NOT NULL, first_run TEXT NOT NULL, last_run TEXT NOT NULL,
-        created_at TEXT NOT NULL, updated_at TEXT NOT NULL, assignee TEXT, reject_reason TEXT,
-        recovered_cents BIGINT, recovered_on TEXT)",
-    "CREATE INDEX IF NOT EXISTS cases_rule_subject ON cases (rule_id, subject)",
-    "CREATE TABLE IF NOT EXISTS case_events (
-        case_id TEXT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL, from_state TEXT,
-        to_state TEXT NOT NULL, note TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS case_events_case ON case_events (case_id)",
-    "CREATE TABLE IF NOT EXISTS verifications (
-        id TEXT PRIMARY KEY, at TEXT NOT NULL, reviewer TEXT NOT NULL,
-        authorisation TEXT NOT NULL, region TEXT, members TEXT NOT NULL, verdict TEXT NOT NULL,
-        report TEXT NOT NULL)",
-];
-
-/// Columns added after the first release, with their types: an older store gains them on open.
-const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
-    ("cases", "region", "TEXT"),
-    ("cases", "due_at", "TEXT"),
-    ("cases", "level", "BIGINT NOT NULL DEFAULT 0"),
-    ("cases", "confirmed_cents", "BIGINT"),
-    ("case_events", "detail", "TEXT"),
-    // Events of one case in order, also within one second.
-    ("case_events", "seq", "BIGINT"),
-];
+/// The city's offset from UTC (Asia/Shanghai): "today" for a recovery date is the city's today.
+pub const CITY_UTC_OFFSET_HOURS: i64 = 8;
 
 /// What a run read and used: enough to run it again and get the same hits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,18 +154,7 @@ impl CaseStore {
                 url: redact(url),
                 source,
             })?;
-        for stmt in SCHEMA {
-            sqlx::query(stmt).execute(&pool).await?;
-        }
-        for (table, column, ty) in ADDED_COLUMNS {
-            let probe = format!("SELECT {column} FROM {table} WHERE 1 = 0");
-            if sqlx::query(&probe).fetch_all(&pool).await.is_err() {
-                sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))
-                    .execute(&pool)
-                    .await?;
-                tracing::info!(table, column, "case store upgraded");
-            }
-        }
+        migrate::migrate(&pool, url.starts_with("postgres")).await?;
         Ok(CaseStore {
             pool,
             workflow: WorkflowConfig::default(),
@@ -222,6 +182,7 @@ impl CaseStore {
     /// without its cases, nor cases without their run. `run.new_cases` is filled in.
     pub async fn record_run(&self, run: &mut RunRecord, hits: &[NewHit]) -> Result<Raised> {
         let mut tx = self.pool.begin().await?;
+        take_write_lock(&mut tx).await?;
         let raised = raise_in(&mut tx, &self.workflow, &run.id, hits).await?;
         run.new_cases = raised.new;
         sqlx::query(
@@ -263,6 +224,7 @@ impl CaseStore {
     /// Turn hits into cases, once each (see the crate docs).
     pub async fn raise(&self, run_id: &str, hits: &[NewHit]) -> Result<Raised> {
         let mut tx = self.pool.begin().await?;
+        take_write_lock(&mut tx).await?;
         let raised = raise_in(&mut tx, &self.workflow, run_id, hits).await?;
         tx.commit().await?;
         Ok(raised)
@@ -287,6 +249,16 @@ pub fn redact(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// Make a transaction a writer from its first statement. SQLite would otherwise start it as a
+/// reader and fail ("database is locked") when two such transactions both try to write; a write
+/// statement, even one that changes nothing, waits for the lock instead.
+async fn take_write_lock(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+    sqlx::query("UPDATE hedui_schema SET applied_at = applied_at WHERE version < 0")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 async fn raise_in(
@@ -342,7 +314,8 @@ async fn raise_in(
         let now_utc = Utc::now();
         let at = timestamp(now_utc);
         let due = timestamp(workflow.due(&h.rule, now_utc));
-        sqlx::query("INSERT INTO cases (id, rule_id, subject, state, months, amount_cents, evidence, evidence_fingerprint, first_run, last_run, created_at, updated_at, region, due_at, level) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0)")
+        // Another run raising the same case at the same moment: it is raised once.
+        let inserted = sqlx::query("INSERT INTO cases (id, rule_id, subject, state, months, amount_cents, evidence, evidence_fingerprint, first_run, last_run, created_at, updated_at, region, due_at, level) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0) ON CONFLICT (id) DO NOTHING")
             .bind(&id)
             .bind(&h.rule)
             .bind(&h.subject)
@@ -358,7 +331,12 @@ async fn raise_in(
             .bind(h.region.as_deref())
             .bind(&due)
             .execute(&mut **tx)
-            .await?;
+            .await?
+            .rows_affected();
+        if inserted == 0 {
+            raised.already_open += 1;
+            continue;
+        }
         sqlx::query("INSERT INTO case_events (case_id, at, actor, from_state, to_state, note, seq) VALUES ($1, $2, $3, NULL, $4, $5, 1)")
             .bind(&id)
             .bind(&at)

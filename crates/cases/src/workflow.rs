@@ -130,6 +130,9 @@ pub struct Step {
     pub on: Option<NaiveDate>,
     /// Assigned: to whom.
     pub assignee: Option<String>,
+    /// Confirmed: why more is to be recovered than the hit found (a longer period found on the
+    /// home visit, for instance). Required then.
+    pub excess_reason: Option<String>,
 }
 
 impl Step {
@@ -142,7 +145,12 @@ impl Step {
             amount_cents: None,
             on: None,
             assignee: None,
+            excess_reason: None,
         }
+    }
+    pub fn excess_reason(mut self, why: impl Into<String>) -> Step {
+        self.excess_reason = Some(why.into());
+        self
     }
     pub fn by(mut self, actor: impl Into<String>) -> Step {
         self.actor = actor.into();
@@ -200,6 +208,9 @@ impl Step {
                     "recovering needs the amount recovered".into()
                 }),
                 Some(c) if c < 0 => Some("an amount cannot be negative".into()),
+                Some(0) if self.to == State::Recovered => {
+                    Some("a recovery of ¥0.00 recovers nothing".into())
+                }
                 _ if self.to == State::Recovered && self.on.is_none() => {
                     Some("recovering needs the date the money came back".into())
                 }

@@ -44,14 +44,8 @@ impl Hit {
     }
 
     pub fn amount_text(&self) -> Option<String> {
-        self.amount_cents.map(|c| {
-            format!(
-                "{}{}.{:02}",
-                if c < 0 { "-" } else { "" },
-                c.abs() / 100,
-                c.abs() % 100
-            )
-        })
+        self.amount_cents
+            .map(|c| hedui_model::Money::from_cents(c as i64).to_string())
     }
 }
 

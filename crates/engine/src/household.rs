@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, Months, NaiveDate};
 use hedui_model::ResidentId;
-use hedui_model::value::number::parse_decimal;
 use serde::Serialize;
 
 use crate::evidence::{EvidenceRow, evidence_row};
@@ -143,7 +142,9 @@ fn income_month_column(dataset: &str) -> Option<&'static str> {
 
 /// "123.4" or "123" (yuan) -> cents, as the lake's money columns are read everywhere.
 fn yuan_cents(v: &str) -> Option<i64> {
-    parse_decimal(v, 2).ok().and_then(|c| i64::try_from(c).ok())
+    hedui_model::Money::parse(v)
+        .ok()
+        .map(hedui_model::Money::cents)
 }
 
 fn cents_of(v: Option<&serde_json::Value>) -> Option<i64> {
@@ -448,8 +449,7 @@ impl Engine {
 
 /// Cents as yuan text: 123456 -> "1234.56".
 pub fn yuan(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02}", cents.abs() / 100, cents.abs() % 100)
+    hedui_model::Money::from_cents(cents).to_string()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 pub mod dataset;
 pub mod error;
+pub mod money;
 pub mod region;
 pub mod resident_id;
 pub mod value;
@@ -12,5 +13,6 @@ pub use dataset::{
     Catalog, ColumnDef, ColumnType, DatasetDef, LINEAGE_COLUMNS, RegionScope, Sensitivity,
 };
 pub use error::{Error, Result};
+pub use money::Money;
 pub use resident_id::{IdError, ResidentId, Sex};
 pub use value::{ParseError, Parser, Value};

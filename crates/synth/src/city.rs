@@ -376,10 +376,5 @@ pub fn index_by<T>(
 
 /// Yuan with two decimals from cents.
 pub fn yuan(cents: i64) -> String {
-    format!(
-        "{}{}.{:02}",
-        if cents < 0 { "-" } else { "" },
-        cents.abs() / 100,
-        cents.abs() % 100
-    )
+    hedui_model::Money::from_cents(cents).to_string()
 }

@@ -377,9 +377,12 @@ fn r7(city: &City, hits: &mut Vec<Hit>) {
                 .filter(|x| x.is_some_and(|dm| dm < m))
                 .count();
             let living = d.members.len() - dead_before;
-            if dead_before > 0 && d.covered[k] as usize > living {
+            let covered = d.covered[k] as i64;
+            if dead_before > 0 && covered as usize > living {
                 months.insert(m);
-                cents += d.payment_cents(k);
+                // The share paid for the persons no longer living, rounded half up to the fen.
+                let excess = covered - living as i64;
+                cents += (d.payment_cents(k) * excess * 2 + covered) / (2 * covered);
             }
         }
         if !months.is_empty() {

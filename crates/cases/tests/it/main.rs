@@ -357,6 +357,17 @@ async fn workflow(store: &CaseStore) {
             .is_err(),
         "reasons come from the list"
     );
+    // More than the ¥1.00 found needs a reason.
+    let over = Step::to(State::Confirmed)
+        .by("rev")
+        .note("car seen")
+        .amount_cents(99_999_900);
+    let err = store
+        .transition(&all, &id, &over)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("excess_reason"), "{err}");
     store
         .transition(
             &all,
@@ -364,11 +375,37 @@ async fn workflow(store: &CaseStore) {
             &Step::to(State::Confirmed)
                 .by("rev")
                 .note("car seen")
-                .amount_cents(90),
+                .amount_cents(150)
+                .excess_reason("入户核实：违规期间比比对发现的长两个月"),
         )
         .await
         .unwrap();
     let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    let future = chrono::Utc::now().date_naive() + chrono::Duration::days(400);
+    let dated = |cents: i64, on: chrono::NaiveDate| {
+        Step::to(State::Recovered)
+            .by("rev")
+            .note("paid back")
+            .amount_cents(cents)
+            .on(on)
+    };
+    let err = store
+        .transition(&all, &id, &dated(60, future))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("future"), "{err}");
+    // A partial recovery: the case stays confirmed; recoveries add up; never past the amount.
+    assert_eq!(
+        store.transition(&all, &id, &dated(60, day)).await.unwrap(),
+        State::Confirmed
+    );
+    let err = store
+        .transition(&all, &id, &dated(91, day))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("remains"), "{err}");
     assert!(
         store
             .transition(
@@ -383,26 +420,25 @@ async fn workflow(store: &CaseStore) {
             .is_err(),
         "recovering needs the date"
     );
-    store
-        .transition(
-            &all,
-            &id,
-            &Step::to(State::Recovered)
-                .by("rev")
-                .note("paid back")
-                .amount_cents(90)
-                .on(day),
-        )
-        .await
-        .unwrap();
+    assert_eq!(
+        store.transition(&all, &id, &dated(90, day)).await.unwrap(),
+        State::Recovered
+    );
     let done = store.get(&all, &id).await.unwrap();
-    assert_eq!(done.case.confirmed_cents, Some(90));
-    assert_eq!(done.case.recovered_cents, Some(90));
+    assert_eq!(done.case.confirmed_cents, Some(150));
+    assert_eq!(done.case.recovered_cents, Some(150));
     assert_eq!(done.case.recovered_on.as_deref(), Some("2026-03-02"));
     let steps: Vec<&str> = done.history.iter().map(|e| e.to_state.as_str()).collect();
     assert_eq!(
         steps,
-        ["new", "assigned", "verifying", "confirmed", "recovered"]
+        [
+            "new",
+            "assigned",
+            "verifying",
+            "confirmed",
+            "confirmed",
+            "recovered"
+        ]
     );
     assert_eq!(done.history[1].actor, "lead");
     assert_eq!(done.evidence[0]["dataset"], "pension_payments");
@@ -425,8 +461,8 @@ async fn workflow(store: &CaseStore) {
         .iter()
         .find(|r| r.rule == "R5")
         .unwrap();
-    assert_eq!((r5.cases, r5.recovered_cents), (1, 90));
-    assert_eq!(stats.recovered_by_month, vec![("2026-03".to_string(), 90)]);
+    assert_eq!((r5.cases, r5.recovered_cents), (1, 150));
+    assert_eq!(stats.recovered_by_month, vec![("2026-03".to_string(), 150)]);
     assert_eq!(
         stats.by_state.iter().map(|(_, n)| n).sum::<i64>(),
         5,

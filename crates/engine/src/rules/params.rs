@@ -35,13 +35,8 @@ impl ParamDef {
                 .map(|v| v.to_string())
                 .map_err(|_| "not a whole number".into()),
             ParamType::Money => {
-                let cents =
-                    hedui_model::value::number::parse_decimal(raw, 2).map_err(|e| e.message)?;
-                Ok(format!(
-                    "CAST('{}.{:02}' AS DECIMAL(18, 2))",
-                    cents / 100,
-                    (cents % 100).abs()
-                ))
+                let money = hedui_model::Money::parse(raw).map_err(|e| e.message)?;
+                Ok(format!("CAST('{money}' AS DECIMAL(18, 2))"))
             }
             ParamType::Month => {
                 let d = hedui_model::value::date::parse_month(raw).map_err(|e| e.message)?;

@@ -162,9 +162,8 @@ fn emit(
             for (rule, (n, cents)) in per_rule {
                 writeln!(
                     buf,
-                    "{rule}: {n} hits, {}.{:02} yuan",
-                    cents / 100,
-                    cents % 100
+                    "{rule}: {n} hits, {} yuan",
+                    hedui_model::Money::from_cents(cents as i64)
                 )
                 .expect("memory");
             }

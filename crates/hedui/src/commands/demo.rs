@@ -110,13 +110,12 @@ pub async fn run(dir: &Path, persons: u64, seed: u64, serve: Serve) -> Result<Ex
         let cents: i128 = mine.iter().filter_map(|h| h.amount_cents).sum();
         let planted = truth.rules.get(&rule.id).map_or(0, |r| r.hits.len());
         println!(
-            "  {:<3} {:<12} {:<40} {:>5} hits (planted {planted:>3}) {:>10}.{:02} 元",
+            "  {:<3} {:<12} {:<40} {:>5} hits (planted {planted:>3}) {:>13} 元",
             rule.id,
             rule.title_zh,
             rule.title_en,
             mine.len(),
-            cents / 100,
-            cents % 100
+            hedui_model::Money::from_cents(cents as i64).to_string()
         );
     }
     println!("{}", recorded.summary);

@@ -176,22 +176,11 @@ fn bad(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
 }
 
-/// "1234.5" yuan -> 123450 cents; at most two decimals.
+/// "1234.5" yuan -> 123450 cents, by the one money grammar ([`hedui_model::Money`]).
 pub fn yuan_to_cents(s: &str) -> Option<i64> {
-    let s = s.trim().trim_start_matches('¥');
-    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if int.is_empty()
-        || !int.bytes().all(|b| b.is_ascii_digit())
-        || frac.len() > 2
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    let cents = format!("{frac:0<2}").parse::<i64>().ok()?;
-    int.parse::<i64>()
-        .ok()?
-        .checked_mul(100)?
-        .checked_add(cents)
+    hedui_model::Money::parse(s)
+        .ok()
+        .map(hedui_model::Money::cents)
 }
 
 fn filter(p: ListParams) -> Result<CaseFilter, ApiError> {
@@ -308,6 +297,8 @@ pub struct StepBody {
     /// YYYY-MM-DD: the day the money came back (recovered).
     on: Option<String>,
     assignee: Option<String>,
+    /// Confirming more than the case found: why.
+    excess_reason: Option<String>,
 }
 
 pub async fn transition(
@@ -363,6 +354,9 @@ fn step(caller: &Caller, b: StepBody) -> Result<Step, ApiError> {
     }
     if let Some(who) = b.assignee.filter(|w| !w.trim().is_empty()) {
         step = step.assignee(who.trim());
+    }
+    if let Some(why) = b.excess_reason.filter(|w| !w.trim().is_empty()) {
+        step = step.excess_reason(why.trim());
     }
     Ok(step)
 }
@@ -597,7 +591,17 @@ mod tests {
         assert_eq!(yuan_to_cents("1234.5"), Some(123_450));
         assert_eq!(yuan_to_cents("¥0.07"), Some(7));
         assert_eq!(yuan_to_cents("12"), Some(1_200));
-        for bad in ["", "-1", "1.234", "1,000", "1e3", ".5", "abc"] {
+        assert_eq!(
+            yuan_to_cents("1,000"),
+            Some(100_000),
+            "as departments write it"
+        );
+        assert_eq!(
+            yuan_to_cents("-0.50"),
+            Some(-50),
+            "the sign is kept (steps refuse it)"
+        );
+        for bad in ["", "1.234", "1e3", "abc"] {
             assert_eq!(yuan_to_cents(bad), None, "{bad}");
         }
     }
