@@ -174,8 +174,9 @@ fn a_household_is_verified_against_every_source_with_its_authorisation() {
     let admin = token(&srv.lake, "admin", None);
     let (s, report) = verify(&admin, stranger);
     assert_eq!(s, 200, "{report}");
-    assert_eq!(report["verdict"], "eligible");
+    assert_eq!(report["verdict"], "needs_review", "nobody can be counted");
     assert_eq!(report["per_capita_cents"], 0);
+    assert_eq!(report["size"], 0);
     let m = &report["members"][0];
     assert_eq!(m["registered"], false);
     assert!(
@@ -183,5 +184,111 @@ fn a_household_is_verified_against_every_source_with_its_authorisation() {
             .as_str()
             .unwrap()
             .contains("not in the household registry")
+    );
+}
+
+/// A household given with members who cannot be counted as given: one deceased, one the
+/// registry does not know, one on another dibao household's roster. They are flagged with the
+/// reason, left out of the size and the income, and the verdict is 需核实, not "nothing found".
+#[test]
+fn irregular_members_are_flagged_left_out_of_the_size_and_the_verdict_says_review() {
+    let srv = start_checked(None);
+    let admin = token(&srv.lake, "admin", None);
+    let verify = |members: &[String]| {
+        let body = json!({"members": members, "authorisation": "SQ-9"});
+        let (s, report) = call(
+            &srv,
+            "POST",
+            "/api/v1/households/verify",
+            &admin,
+            Some(body),
+        );
+        assert_eq!(s, 200, "{report}");
+        report
+    };
+    let one = |sql: &str| -> String {
+        run_ok(
+            hedui()
+                .args(["sql", "--format", "csv", "--lake"])
+                .arg(&srv.lake)
+                .arg(sql),
+        )
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string()
+    };
+    // A dibao household with nothing against it.
+    let households = run_ok(
+        hedui()
+            .args(["sql", "--format", "csv", "--lake"])
+            .arg(&srv.lake)
+            .arg("SELECT household_no FROM dibao_households ORDER BY household_no LIMIT 40"),
+    );
+    let (household, members) = households
+        .lines()
+        .skip(1)
+        .map(|h| (h.trim().to_string(), household_members(&srv, h.trim())))
+        .find(|(_, m)| !m.is_empty() && verify(m)["verdict"] == "eligible")
+        .expect("an eligible household");
+    let deceased =
+        one("SELECT person_id FROM persons WHERE status = 'deceased' ORDER BY person_id LIMIT 1");
+    let elsewhere = one(&format!(
+        "SELECT m.person_id FROM dibao_members m JOIN persons p ON m.person_id_key = p.person_id_key \
+         WHERE m.household_no <> '{household}' AND p.status = 'active' ORDER BY m.person_id LIMIT 1"
+    ));
+    let unknown = "11010519491231002X".to_string();
+    let mut given = members.clone();
+    given.extend([deceased.clone(), unknown.clone(), elsewhere.clone()]);
+    let report = verify(&given);
+    assert_eq!(report["verdict"], "needs_review", "{report}");
+    assert!(report["verdict_zh"].as_str().unwrap().contains("需核实"));
+    assert_eq!(
+        report["size"].as_u64().unwrap() as usize,
+        members.len(),
+        "only the regular members count"
+    );
+    let member = |id: &str| {
+        report["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["person_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    for (id, why) in [
+        (&deceased, "已死亡"),
+        (&unknown, "户籍中未找到"),
+        (&elsewhere, "另一低保家庭"),
+    ] {
+        let m = member(id);
+        assert_eq!(m["counted"], false, "{m}");
+        assert!(m["irregular"].to_string().contains(why), "{m}");
+        assert!(
+            report["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r.as_str().unwrap().contains(why)),
+            "{why} in {}",
+            report["reasons"]
+        );
+    }
+    for id in &members {
+        assert_eq!(member(id)["counted"], true);
+    }
+    // The income is that of the counted members only.
+    let counted_income: i64 = report["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["counted"] == true)
+        .map(|m| m["monthly_income_cents"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        report["monthly_income_cents"].as_i64().unwrap(),
+        counted_income
     );
 }

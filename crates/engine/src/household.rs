@@ -83,6 +83,15 @@ pub struct Member {
     pub assets: Vec<Item>,
     /// Things the reviewer must look at that do not by themselves disqualify.
     pub notes: Vec<String>,
+    /// Counted in the household's size and income. A member who is deceased, not in the
+    /// registry, moved out or on another dibao household's roster is not, and makes the
+    /// verdict 需核实 (`irregular` says why).
+    pub counted: bool,
+    pub irregular: Vec<String>,
+    /// The dibao household whose roster lists the member, if any.
+    pub dibao_household: Option<String>,
+    /// The earliest death date a death source (or the registry) records.
+    pub died: Option<NaiveDate>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -105,7 +114,8 @@ pub struct HouseholdReport {
     pub per_capita_cents: i64,
     pub line_cents: i64,
     pub members: Vec<Member>,
-    /// `eligible` (no disqualifying item found; a home visit still confirms) or `ineligible`.
+    /// `eligible` (no disqualifying item found; a home visit still confirms), `ineligible`, or
+    /// `needs_review` (nothing disqualifies, but some members cannot be counted as given).
     pub verdict: &'static str,
     pub verdict_zh: &'static str,
     pub reasons: Vec<String>,
@@ -123,6 +133,8 @@ const SOURCES: &[(&str, &str, &str)] = &[
     ("properties", "owner_id_key", "asset"),
     ("businesses", "legal_rep_id_key", "asset"),
     ("dibao_members", "person_id_key", "dibao"),
+    ("cremations", "person_id_key", "death"),
+    ("death_certificates", "person_id_key", "death"),
 ];
 
 /// The datasets a verification reads: a caller's policy must grant them all, in clear with the
@@ -253,6 +265,10 @@ impl Engine {
                 income: Vec::new(),
                 assets: Vec::new(),
                 notes: Vec::new(),
+                counted: true,
+                irregular: Vec::new(),
+                dibao_household: None,
+                died: None,
             };
             let mut residential = Vec::new();
             let mut window_income = 0i64;
@@ -265,6 +281,11 @@ impl Engine {
                         member.status = text(v, "status");
                         member.region_code = text(v, "region_code");
                         member.household_no = text(v, "household_no");
+                        if member.status.as_deref() == Some("deceased")
+                            && let Some(d) = date(v, "cancel_date")
+                        {
+                            member.died = Some(member.died.map_or(d, |x| x.min(d)));
+                        }
                         if member.status.as_deref().is_some_and(|s| s != "active") {
                             member.notes.push(format!(
                                 "户籍状态 registry status: {} {}",
@@ -273,10 +294,14 @@ impl Engine {
                             ));
                         }
                     }
-                    "dibao_members" => member.notes.push(format!(
-                        "已在低保家庭 already a member of dibao household {}",
-                        text(v, "household_no").unwrap_or_default()
-                    )),
+                    "dibao_members" => {
+                        member.dibao_household = text(v, "household_no");
+                    }
+                    "cremations" | "death_certificates" => {
+                        if let Some(d) = date(v, "death_date") {
+                            member.died = Some(member.died.map_or(d, |x| x.min(d)));
+                        }
+                    }
                     "tax_income"
                     | "pension_payments"
                     | "unemployment_benefits"
@@ -377,28 +402,74 @@ impl Engine {
                 .income
                 .sort_by(|a, b| (&a.month, a.label.as_str()).cmp(&(&b.month, b.label.as_str())));
             member.monthly_income_cents = window_income / i64::from(tests.income_months);
-            household_income += member.monthly_income_cents;
             if !member.registered {
                 member
                     .notes
                     .push("户籍中未找到 not in the household registry".into());
             }
-            for a in &member.assets {
-                if let Some(why) = &a.disqualifies {
-                    let who = member
-                        .name
-                        .clone()
-                        .unwrap_or_else(|| member.person_id.clone());
-                    if !reasons.contains(&format!("{who}: {why}")) {
-                        reasons.push(format!("{who}: {why}"));
-                    }
-                }
-            }
             out_members.push(member);
         }
-        let size = members.len().max(1);
-        let per_capita = household_income / size as i64;
-        if per_capita > tests.dibao_line_cents {
+        // The roster the household is on: the one most of its members are listed on; on a tie,
+        // that of the member given first (the applicant).
+        let mut rosters: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for (i, m) in out_members.iter().enumerate() {
+            if let Some(h) = &m.dibao_household {
+                let e = rosters.entry(h.as_str()).or_insert((0, i));
+                e.0 += 1;
+            }
+        }
+        let roster = rosters
+            .iter()
+            .max_by_key(|(_, (n, first))| (*n, std::cmp::Reverse(*first)))
+            .map(|(h, _)| h.to_string());
+        let mut irregular = Vec::new();
+        for member in &mut out_members {
+            let who = member
+                .name
+                .clone()
+                .unwrap_or_else(|| member.person_id.clone());
+            if !member.registered {
+                member
+                    .irregular
+                    .push("户籍中未找到 not in the household registry".into());
+            }
+            if let Some(d) = member.died {
+                member.irregular.push(format!("已死亡 deceased {d}"));
+            } else if member.status.as_deref() == Some("deceased") {
+                member.irregular.push("户籍已注销（死亡）deceased".into());
+            }
+            if member.status.as_deref() == Some("moved_out") {
+                member.irregular.push("户籍已迁出 moved out".into());
+            }
+            if let Some(h) = member
+                .dibao_household
+                .as_ref()
+                .filter(|h| Some(*h) != roster.as_ref())
+            {
+                member.irregular.push(format!(
+                    "已是另一低保家庭 {h} 的成员 on another dibao household's roster"
+                ));
+            }
+            member.counted = member.irregular.is_empty();
+            if !member.counted {
+                irregular.push(format!(
+                    "{who}: {}，未计入家庭人口 (not counted in the household)",
+                    member.irregular.join("；")
+                ));
+                continue;
+            }
+            household_income += member.monthly_income_cents;
+            for a in &member.assets {
+                if let Some(why) = &a.disqualifies
+                    && !reasons.contains(&format!("{who}: {why}"))
+                {
+                    reasons.push(format!("{who}: {why}"));
+                }
+            }
+        }
+        let counted = out_members.iter().filter(|m| m.counted).count();
+        let per_capita = household_income / counted.max(1) as i64;
+        if counted > 0 && per_capita > tests.dibao_line_cents {
             reasons.insert(
                 0,
                 format!(
@@ -409,6 +480,14 @@ impl Engine {
             );
         }
         let eligible = reasons.is_empty();
+        let (verdict, verdict_zh) = if !eligible {
+            ("ineligible", "不符合低保条件")
+        } else if !irregular.is_empty() || counted == 0 {
+            ("needs_review", "需核实：部分成员情况异常，未计入家庭人口")
+        } else {
+            ("eligible", "未发现不符合条件的收入或财产（待入户调查确认）")
+        };
+        reasons.extend(irregular);
         let mut sources: Vec<SourceAsOf> = SOURCES
             .iter()
             .map(|(dataset, _, _)| {
@@ -430,17 +509,13 @@ impl Engine {
         Ok(HouseholdReport {
             lake_version: snapshot.version(),
             window,
-            size: members.len(),
+            size: counted,
             monthly_income_cents: household_income,
             per_capita_cents: per_capita,
             line_cents: tests.dibao_line_cents,
             members: out_members,
-            verdict: if eligible { "eligible" } else { "ineligible" },
-            verdict_zh: if eligible {
-                "未发现不符合条件的收入或财产（待入户调查确认）"
-            } else {
-                "不符合低保条件"
-            },
+            verdict,
+            verdict_zh,
             reasons,
             sources,
         })

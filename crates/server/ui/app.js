@@ -282,6 +282,7 @@ async function reportPage(id) {
       r.members.map(m => h("section", { class: "member" },
         h("h2", {}, (m.name || "（户籍未登记）") + " " + m.person_id, " · 月均收入 ", yuan(m.monthly_income_cents)),
         m.notes.length ? h("p", { class: "muted" }, m.notes.join("；")) : null,
+        m.irregular && m.irregular.length ? h("p", { class: "error" }, "未计入家庭人口 not counted: ", m.irregular.join("；")) : null,
         h("table", {}, h("thead", {}, head.cloneNode(true)), h("tbody", {},
           m.income.length + m.assets.length ? [itemRows(m.income), itemRows(m.assets)] : h("tr", {}, h("td", { colspan: 6, class: "muted" }, "各来源均未发现收入或财产 nothing found in any source")))))),
       h("h2", {}, "数据来源及截至日期 Sources and as-of dates"),

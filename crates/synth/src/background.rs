@@ -452,7 +452,13 @@ pub fn add_property(
     });
 }
 
-pub fn add_business(city: &mut City, rng: &mut Rng, rep: u32, status: BizStatus) {
+pub fn add_business(
+    city: &mut City,
+    rng: &mut Rng,
+    rep: u32,
+    status: BizStatus,
+    founded: NaiveDate,
+) {
     let county = city.county_of(rep).code;
     let n = city.businesses.len();
     let name = format!(
@@ -475,6 +481,7 @@ pub fn add_business(city: &mut City, rng: &mut Rng, rep: u32, status: BizStatus)
         rep,
         capital_wan_centi: rng.range(1, 500) as i64 * 10_000,
         status,
+        founded,
     });
 }
 
@@ -518,7 +525,8 @@ fn assets(city: &mut City, rng: &mut Rng) {
                     17..=18 => BizStatus::Revoked,
                     _ => BizStatus::Cancelled,
                 };
-                add_business(city, rng, i, status);
+                let founded = random_day(rng, 1998, 2024);
+                add_business(city, rng, i, status, founded);
             }
         }
         if is_head {

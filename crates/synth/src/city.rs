@@ -238,6 +238,8 @@ pub struct Business {
     pub rep: u32,
     pub capital_wan_centi: i64,
     pub status: BizStatus,
+    /// 成立日期: an asset from this day on.
+    pub founded: NaiveDate,
 }
 
 #[derive(Debug, Clone)]

@@ -300,12 +300,10 @@ fn r5(city: &City, hits: &mut Vec<Hit>) {
                     bad = true;
                     items.insert("properties");
                 }
-                if businesses
-                    .get(&member)
-                    .into_iter()
-                    .flatten()
-                    .any(|&b| city.businesses[b].status == BizStatus::Active)
-                {
+                if businesses.get(&member).into_iter().flatten().any(|&b| {
+                    city.businesses[b].status == BizStatus::Active
+                        && city.businesses[b].founded <= last
+                }) {
                     bad = true;
                     items.insert("business");
                 }

@@ -366,7 +366,15 @@ fn r5_dibao_assets(p: &mut Planter, n: usize) {
                     date(2022, 5, 9),
                 );
             }
-            2 => add_business(p.city, &mut p.rng, member, BizStatus::Active),
+            // Some businesses were founded inside the year: an asset only from that month.
+            2 => {
+                let founded = if p.rng.chance(0.5) {
+                    date(YEAR, 3 + p.rng.below(8) as u32, 1 + p.rng.below(28) as u32)
+                } else {
+                    date(2019, 6, 18)
+                };
+                add_business(p.city, &mut p.rng, member, BizStatus::Active, founded)
+            }
             _ => {
                 let size = i64::from(p.city.dibao[h].roster_covered);
                 p.city.extra_provident.push(IncomeLine {
@@ -429,7 +437,13 @@ fn r5_dibao_assets(p: &mut Planter, n: usize) {
                 );
             }
             2 => {
-                add_business(p.city, &mut p.rng, member, BizStatus::Revoked);
+                add_business(
+                    p.city,
+                    &mut p.rng,
+                    member,
+                    BizStatus::Revoked,
+                    date(2018, 2, 6),
+                );
                 p.truth.decoy(
                     "R5",
                     &no,

@@ -369,6 +369,7 @@ pub(super) fn businesses(ex: &mut Exporter) -> Result<()> {
         "法定代表人证件号",
         "注册资本(万元)",
         "登记状态",
+        "成立日期",
     ])?;
     let mut fates = Fates::new();
     let city = ex.city;
@@ -385,6 +386,11 @@ pub(super) fn businesses(ex: &mut Exporter) -> Result<()> {
             habits::id(&mut ex.rng, &city.persons[b.rep as usize].id, false),
             format!("{}", b.capital_wan_centi / 10_000),
             status.into(),
+            if ex.rng.chance(0.5) {
+                b.founded.format("%Y-%m-%d").to_string()
+            } else {
+                b.founded.format("%Y年%m月%d日").to_string()
+            },
         ];
         emit(
             &mut out,
