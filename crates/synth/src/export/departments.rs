@@ -55,10 +55,10 @@ pub fn write_all(ex: &mut Exporter) -> Result<()> {
     Ok(())
 }
 
+/// The registry is exported by the city's two public-security systems, 城区 (the districts) and
+/// 县市 (the counties and county-level cities): one delivery in two files.
 fn registry(ex: &mut Exporter) -> Result<()> {
-    let rel = format!("公安/户籍人口_{}0105.csv", YEAR + 1);
-    let mut out = CsvOut::create(&ex.root, &rel, "persons", Enc::Utf8Bom)?;
-    out.layout(&[
+    let header = [
         "公民身份号码",
         "姓名",
         "性别",
@@ -68,12 +68,21 @@ fn registry(ex: &mut Exporter) -> Result<()> {
         "行政区划代码",
         "人口状态",
         "注销日期",
-    ])?;
-    let mut fates = Fates::new();
+    ];
+    let mut parts = Vec::new();
+    for part in ["城区", "县市"] {
+        let rel = format!("公安/户籍人口_{part}_{}0105.csv", YEAR + 1);
+        let mut out = CsvOut::create(&ex.root, &rel, "persons", Enc::Utf8Bom)?;
+        out.layout(&header)?;
+        parts.push((out, Fates::new()));
+    }
     let city = ex.city;
     for (i, p) in city.persons.iter().enumerate() {
         let i = i as u32;
         let hh = &city.households[p.household as usize];
+        // The districts' codes are 420502-420506; the rest are counties and county-level cities.
+        let urban = COUNTIES[hh.county as usize].code.starts_with("42050");
+        let (out, fates) = &mut parts[usize::from(!urban)];
         let (status, cancel) = match (city.death_of(i).and_then(|d| d.registry), p.moved_out) {
             (Some(d), _) => ("死亡", d.format("%Y%m%d").to_string()),
             (None, Some(m)) => ("迁出", m.format("%Y%m%d").to_string()),
@@ -97,8 +106,8 @@ fn registry(ex: &mut Exporter) -> Result<()> {
         ];
         let breakers = [Breaker::Check, Breaker::Misaligned(5), Breaker::Code(7)];
         emit(
-            &mut out,
-            &mut fates,
+            out,
+            fates,
             &mut ex.rng,
             row,
             0,
@@ -109,7 +118,10 @@ fn registry(ex: &mut Exporter) -> Result<()> {
             },
         )?;
     }
-    out.finish(ex.truth)
+    for (out, _) in parts {
+        out.finish(ex.truth)?;
+    }
+    Ok(())
 }
 
 fn cremations(ex: &mut Exporter) -> Result<()> {

@@ -119,7 +119,12 @@ pub(super) fn rural_coop(ex: &mut Exporter) -> Result<()> {
             ),
             city.name(r.person),
             r.year.to_string(),
-            COUNTIES[r.county as usize].name.into(),
+            // The older system wrote places as names, with or without the city, or as codes.
+            match ex.rng.below(3) {
+                0 => COUNTIES[r.county as usize].name.to_string(),
+                1 => format!("宜昌市{}", COUNTIES[r.county as usize].name),
+                _ => COUNTIES[r.county as usize].code.to_string(),
+            },
         ];
         emit(
             &mut out,
