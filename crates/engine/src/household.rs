@@ -9,6 +9,7 @@ use chrono::{Datelike, Months, NaiveDate};
 use hedui_model::ResidentId;
 use serde::Serialize;
 
+use crate::check::EvidenceRef;
 use crate::evidence::{EvidenceRow, evidence_row};
 use crate::{Engine, Result};
 
@@ -186,11 +187,19 @@ fn month_of(d: NaiveDate) -> String {
 impl Engine {
     /// Verify one household (see the module docs). Members not in the registry are still
     /// looked up in every source: an applicant may have moved in from elsewhere.
+    ///
+    /// What counts as income and which assets disqualify is not decided here: it is the
+    /// `member_income` and `member_assets` views of `definition` (R5), read through
+    /// `rule_source` (the caller's session with the rules' function set), so the verification
+    /// and the rule cannot drift apart.
     pub async fn verify_household(
         &self,
         members: &[ResidentId],
         tests: &HouseholdTests,
+        definition: &crate::rules::RuleDef,
+        params: &BTreeMap<String, String>,
         source: &dyn crate::RowSource,
+        rule_source: &dyn crate::RowSource,
     ) -> Result<HouseholdReport> {
         let snapshot = self.snapshot();
         let commits: HashMap<&str, &hedui_lake::Commit> = snapshot
@@ -238,6 +247,66 @@ impl Engine {
         });
         // The sources are independent: ask them all at once.
         let answers = futures::future::join_all(queries).await;
+        let month_end = (last + Months::new(1)).pred_opt().expect("a day before");
+        let reference = |view: &str, extra: &str, filter: &str| {
+            definition.render_select(
+                &format!("SELECT k{extra}, ev FROM {view} WHERE k IN ({key_list}) AND {filter}"),
+                params,
+            )
+        };
+        let income_sql = reference(
+            "member_income",
+            ", amt",
+            &format!("month BETWEEN DATE '{first}' AND DATE '{last}'"),
+        )?;
+        let assets_sql = reference(
+            "member_assets",
+            ", kind, detail",
+            &format!(
+                "(valid_from IS NULL OR valid_from <= DATE '{month_end}') AND (valid_to IS NULL OR valid_to >= DATE '{last}')"
+            ),
+        )?;
+        let (counted_income, counting_assets) = futures::future::join(
+            crate::evidence::json_rows(rule_source, &income_sql),
+            crate::evidence::json_rows(rule_source, &assets_sql),
+        )
+        .await;
+        // Row reference -> (member key, amount) and -> (member key, kind, detail).
+        // (Struct fields are read here, not with get_field: the planner folds get_field of a
+        // named_struct into the lineage column, which the policy's views then name twice.)
+        let empty = serde_json::Map::new();
+        let row_ref = |v: &serde_json::Map<String, serde_json::Value>| {
+            let ev = v.get("ev").and_then(|e| e.as_object()).unwrap_or(&empty);
+            EvidenceRef {
+                dataset: text(ev, "dataset").unwrap_or_default(),
+                batch: text(ev, "batch").unwrap_or_default(),
+                sheet: text(ev, "sheet"),
+                row: ev
+                    .get("row_no")
+                    .and_then(|r| r.as_i64())
+                    .unwrap_or_default(),
+            }
+        };
+        let mut income_of: HashMap<EvidenceRef, i64> = HashMap::new();
+        for v in counted_income? {
+            income_of.insert(row_ref(&v), cents_of(v.get("amt")).unwrap_or(0));
+        }
+        let mut asset_of: HashMap<EvidenceRef, (String, String)> = HashMap::new();
+        for v in counting_assets? {
+            asset_of.insert(
+                row_ref(&v),
+                (
+                    text(&v, "kind").unwrap_or_default(),
+                    text(&v, "detail").unwrap_or_default(),
+                ),
+            );
+        }
+        let ref_of = |row: &EvidenceRow| EvidenceRef {
+            dataset: row.dataset.clone(),
+            batch: row.batch.clone(),
+            sheet: row.sheet.clone(),
+            row: row.row,
+        };
         let mut by_member: HashMap<i64, Vec<(&str, EvidenceRow)>> = HashMap::new();
         for (dataset, key, rows) in answers {
             for values in rows? {
@@ -317,12 +386,12 @@ impl Engine {
                             _ => ("month", "base", "公积金缴存基数 provident-fund base"),
                         };
                         let month = date(v, month_col).map(month_of);
-                        let in_window = month.as_ref().is_some_and(|mo| window.contains(mo));
-                        if !in_window {
+                        // Income is what R5's `member_income` counts, nothing else.
+                        let Some(counted) = income_of.get(&ref_of(&row)) else {
                             continue;
-                        }
-                        let amount = cents_of(v.get(amount_col));
-                        window_income += amount.unwrap_or(0);
+                        };
+                        let amount = cents_of(v.get(amount_col)).or(Some(*counted));
+                        window_income += counted;
                         member.income.push(Item {
                             kind: "income",
                             label: label.into(),
@@ -334,13 +403,8 @@ impl Engine {
                     }
                     "vehicles" => {
                         let ty = text(v, "vehicle_type").unwrap_or_default();
-                        let live_reg = text(v, "status").as_deref() == Some("registered")
-                            && v.get("deregistered_date").is_none_or(|d| d.is_null());
-                        let why = (live_reg && tests.vehicle_types.contains(&ty)).then(|| {
-                            format!(
-                                "登记在用的机动车 registered vehicle {} ({ty})",
-                                text(v, "plate").unwrap_or_default()
-                            )
+                        let why = asset_of.get(&ref_of(&row)).map(|(_, detail)| {
+                            format!("登记在用的机动车 registered vehicle ({ty}): {detail}")
                         });
                         member.assets.push(Item {
                             kind: "vehicle",
@@ -357,7 +421,10 @@ impl Engine {
                     }
                     "properties" => {
                         let usage = text(v, "usage").unwrap_or_default();
-                        if usage == "residential" {
+                        if asset_of
+                            .get(&ref_of(&row))
+                            .is_some_and(|(kind, _)| kind == "residential")
+                        {
                             residential.push(member.assets.len());
                         }
                         member.assets.push(Item {
@@ -376,12 +443,13 @@ impl Engine {
                     "businesses" => {
                         let status = text(v, "status").unwrap_or_default();
                         let name = text(v, "name").unwrap_or_default();
+                        let counts = asset_of.contains_key(&ref_of(&row));
                         member.assets.push(Item {
                             kind: "business",
                             label: format!("企业法定代表人 legal representative of {name} ({status})"),
                             month: None,
                             amount_cents: cents_of(v.get("registered_capital")),
-                            disqualifies: (status == "active")
+                            disqualifies: counts
                                 .then(|| format!("在营企业法定代表人 legal representative of active business {name}")),
                             row,
                         });

@@ -119,9 +119,30 @@ impl Service {
                 )));
             }
         }
+        // What counts is R5's definition (the rule defining `member_income` and `member_assets`).
+        let definition = self
+            .rules
+            .iter()
+            .find(|r| {
+                ["member_income", "member_assets"]
+                    .iter()
+                    .all(|v| r.views.iter().any(|x| x.name == *v))
+            })
+            .ok_or_else(|| {
+                Error::Refused(
+                    "the city's rules define no member_income and member_assets (R5): household verification has nothing to test against".into(),
+                )
+            })?;
         let engine = self.policy.engine();
         let report = engine
-            .verify_household(&members, &self.household_tests, &session)
+            .verify_household(
+                &members,
+                &self.household_tests,
+                definition,
+                &self.rule_params,
+                &session,
+                &hedui_policy::RuleRows(&session),
+            )
             .await
             .map_err(|e| check_error("the verification", e))?;
         let ids: Vec<String> = members.iter().map(|m| m.as_str().to_string()).collect();

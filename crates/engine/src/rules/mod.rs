@@ -32,6 +32,17 @@ struct SqlSection {
     query: String,
 }
 
+/// A named query a rule defines for its own SQL and for other readers of the same definition
+/// (household verification reads R5's `member_income` and `member_assets`).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleView {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub query: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RuleFile {
@@ -48,6 +59,8 @@ struct RuleFile {
     reviewer_role: String,
     #[serde(default, rename = "parameter")]
     parameters: Vec<ParamDef>,
+    #[serde(default, rename = "view")]
+    views: Vec<RuleView>,
     sql: SqlSection,
 }
 
@@ -69,6 +82,8 @@ pub struct RuleDef {
     /// The role whose reviewers work this rule's cases: social-security clerks (`reviewer`) or
     /// civil-affairs dibao reviewers (`dibao_reviewer`).
     pub reviewer_role: String,
+    /// Named queries the SQL (and other readers) can use as tables.
+    pub views: Vec<RuleView>,
     pub sql: String,
     /// Where the rule came from: `builtin:<file>` or the city's file path.
     pub origin: String,
@@ -96,7 +111,22 @@ impl RuleDef {
             p.render(&p.default)
                 .map_err(|m| bad(format!("default of parameter `{}`: {m}", p.name)))?;
         }
-        for name in params::placeholders(&f.sql.query) {
+        for v in &f.views {
+            if v.name.is_empty()
+                || !v
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(bad(format!(
+                    "view name `{}` must be letters, digits or `_`",
+                    v.name
+                )));
+            }
+        }
+        let all_sql =
+            std::iter::once(f.sql.query.as_str()).chain(f.views.iter().map(|v| v.query.as_str()));
+        for name in all_sql.flat_map(params::placeholders) {
             if !f.parameters.iter().any(|p| p.name == name) {
                 return Err(bad(format!(
                     "the SQL uses `{{{{{name}}}}}`, which is not a declared parameter"
@@ -113,6 +143,7 @@ impl RuleDef {
             description: f.description,
             parameters: f.parameters,
             reviewer_role: f.reviewer_role,
+            views: f.views,
             sql: f.sql.query,
             origin: origin.to_string(),
         })
@@ -120,7 +151,35 @@ impl RuleDef {
 
     /// The SQL with parameters filled in: the city's value where it set one, else the default.
     pub fn render(&self, values: &BTreeMap<String, String>) -> Result<String> {
-        let mut sql = self.sql.clone();
+        self.render_over(&self.sql, values)
+    }
+
+    /// `select` (a query over the rule's views) with the views defined before it and the
+    /// parameters filled in: how another reader uses the rule's own definitions.
+    pub fn render_select(&self, select: &str, values: &BTreeMap<String, String>) -> Result<String> {
+        self.render_over(select, values)
+    }
+
+    fn render_over(&self, body: &str, values: &BTreeMap<String, String>) -> Result<String> {
+        let mut sql = if self.views.is_empty() {
+            body.to_string()
+        } else {
+            let views: Vec<String> = self
+                .views
+                .iter()
+                .map(|v| format!("{} AS (\n{}\n)", v.name, v.query.trim()))
+                .collect();
+            let trimmed = body.trim_start();
+            let has_with = trimmed
+                .get(..4)
+                .is_some_and(|w| w.eq_ignore_ascii_case("with"))
+                && trimmed[4..].starts_with(char::is_whitespace);
+            if has_with {
+                format!("WITH {},\n{}", views.join(",\n"), trimmed[4..].trim_start())
+            } else {
+                format!("WITH {}\n{trimmed}", views.join(",\n"))
+            }
+        };
         for p in &self.parameters {
             let raw = values.get(&p.name).unwrap_or(&p.default);
             let literal = p.render(raw).map_err(|m| Error::Rule {
