@@ -320,3 +320,31 @@ fn control_characters_in_file_names_are_printed_escaped() {
     assert!(!stdout.contains('\u{1b}'), "{stdout}");
     assert!(stdout.contains("\\u{a}\\u{1b}[2Jforged.csv"), "{stdout}");
 }
+
+#[test]
+fn when_the_lake_cannot_be_written_the_ingest_stops_and_still_writes_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, lake) = (dir.path().join("data"), dir.path().join("lake"));
+    let mut ledger = LEDGER_HEADER.to_string();
+    ledger.push_str(&ledger_row(1, "202501"));
+    write(&data, "人社/养老金发放明细_202501.csv", ledger.as_bytes());
+    // Where the lake would put the dataset's files there is a file: every write fails, as on a
+    // full or read-only disk.
+    std::fs::create_dir_all(&lake).unwrap();
+    std::fs::write(lake.join("pension_payments"), b"").unwrap();
+    let (out, report) = ingest_dir(&data, &lake);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lake cannot be written"));
+    assert!(
+        report["aborted"]
+            .as_str()
+            .unwrap()
+            .contains("pension_payments"),
+        "{report}"
+    );
+    assert_eq!(
+        report["lake_version"], 0,
+        "nothing half-written was committed"
+    );
+    assert_balanced(&report);
+}

@@ -102,10 +102,15 @@ pub async fn record(
     let hits = run_on(engine, set, ids, params).await?;
     let rows = engine.load_evidence(&hits).await?;
     let fingerprint = hits_fingerprint(&hits);
+    // Unique also for runs started in the same microsecond on the same lake (a scheduler
+    // starting several checks at once): the process and a counter within it.
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let run_id = format!(
-        "run-{}-{}",
+        "run-{}-{}-{:x}{:x}",
         started_at.format("%Y%m%dT%H%M%S%6f"),
-        &fingerprint[..8]
+        &fingerprint[..8],
+        std::process::id(),
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
     let selected = set.select(ids)?;
     let kinds: HashMap<&str, hedui_engine::rules::SubjectKind> =
