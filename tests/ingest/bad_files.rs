@@ -6,39 +6,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::{file, ingest_report, write};
 use crate::common::*;
 
 const LEDGER_HEADER: &str = "个人编号,姓名,公民身份号码,险种,发放年月,发放金额\n";
 
-fn write(dir: &Path, rel: &str, bytes: &[u8]) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, bytes).unwrap();
-}
-
 fn ingest_dir(data: &Path, lake: &Path) -> (std::process::Output, Value) {
-    let report = lake.with_extension("json");
-    let out = run(hedui()
-        .arg("ingest")
-        .arg("--connectors")
-        .arg(connectors_dir())
-        .arg("--data")
-        .arg(data)
-        .arg("--lake")
-        .arg(lake)
-        .arg("--report")
-        .arg(&report));
-    let report = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    (out, report)
-}
-
-fn file<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["file"] == name)
-        .unwrap_or_else(|| panic!("{name} not in {report}"))
+    ingest_report(&connectors_dir(), data, lake)
 }
 
 /// Every file's counts add up, and the totals are their sum.

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::{file, ingest_report as ingest_dir, write};
 use crate::common::*;
 
 const REGISTRY_HEADER: &str =
@@ -12,40 +13,6 @@ const REGISTRY_HEADER: &str =
 const ZHANG: &str = "11010519491231002X,张三,女,19491231,1,地址,110105,正常,\n";
 const LI: &str = "440524188001010014,李四,男,18800101,2,地址,440524,正常,\n";
 const WANG: &str = "440524188001010022,王五,男,18800101,3,地址,440524,正常,\n";
-
-fn write(dir: &Path, rel: &str, text: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
-
-fn ingest_dir(connectors: &Path, data: &Path, lake: &Path) -> (std::process::Output, Value) {
-    let report = lake.with_extension("json");
-    let _ = std::fs::remove_file(&report);
-    let out = run(hedui()
-        .arg("ingest")
-        .arg("--connectors")
-        .arg(connectors)
-        .arg("--data")
-        .arg(data)
-        .arg("--lake")
-        .arg(lake)
-        .arg("--report")
-        .arg(&report));
-    let report = std::fs::read(&report)
-        .map(|b| serde_json::from_slice(&b).unwrap())
-        .unwrap_or(Value::Null);
-    (out, report)
-}
-
-fn file<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["file"] == name)
-        .unwrap_or_else(|| panic!("{name} not in {report}"))
-}
 
 fn persons(lake: &Path) -> Vec<String> {
     sql(lake, "SELECT name FROM persons ORDER BY name")

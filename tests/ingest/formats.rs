@@ -2,31 +2,12 @@
 
 use std::path::Path;
 
+use super::ingest_report as ingest_with;
 use crate::common::*;
 
 fn mapping(dir: &Path, name: &str, text: &str) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join(name), text).unwrap();
-}
-
-fn ingest_with(
-    connectors: &Path,
-    data: &Path,
-    lake: &Path,
-) -> (std::process::Output, serde_json::Value) {
-    let report = lake.with_extension("json");
-    let out = run(hedui()
-        .arg("ingest")
-        .arg("--connectors")
-        .arg(connectors)
-        .arg("--data")
-        .arg(data)
-        .arg("--lake")
-        .arg(lake)
-        .arg("--report")
-        .arg(&report));
-    let report = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    (out, report)
 }
 
 const BENEFIT_MAPPING: &str = r#"

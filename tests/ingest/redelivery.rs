@@ -1,7 +1,6 @@
 //! Deliveries again: identical files are skipped, corrected re-exports replace what they correct.
 
-use std::path::Path;
-
+use super::write;
 use crate::common::*;
 
 #[test]
@@ -18,12 +17,6 @@ fn ingesting_the_same_directory_twice_adds_nothing() {
     }
     assert_eq!(first["lake_version"], second["lake_version"]);
     assert_eq!(count(&lake, "persons"), persons);
-}
-
-fn write(dir: &Path, rel: &str, text: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
 }
 
 const LEDGER: &str = "个人编号,姓名,公民身份号码,险种,发放年月,发放金额\n1,张三,11010519491231002X,企业职工基本养老保险,202501,3000.00\n2,李四,440524188001010014,城乡居民基本养老保险,202501,200.00\n";

@@ -97,7 +97,10 @@ pub async fn serve(
     // Late cases climb a level (跟踪督办) without anyone having to ask.
     let escalating = state.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        // The first sweep a minute after start, not at once: what is late at start is shown as
+        // late (and can be escalated by hand) before the sweep moves it on.
+        let minute = std::time::Duration::from_secs(60);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + minute, minute);
         loop {
             tick.tick().await;
             match escalating.service.cases.escalate(chrono::Utc::now()).await {
