@@ -292,3 +292,46 @@ fn irregular_members_are_flagged_left_out_of_the_size_and_the_verdict_says_revie
         counted_income
     );
 }
+
+/// The generator's planted applications (a family plus members who died, moved away, are on
+/// another dibao roster or are unknown to the registry): each irregular member is flagged for
+/// the reason the generator knows, only the family is counted, and nothing reads "eligible".
+#[test]
+fn the_generators_mixed_households_are_verified_as_their_truth_says() {
+    let srv = start_checked(None);
+    let admin = token(&srv.lake, "admin", None);
+    let truth = city().truth();
+    let apps = truth["applications"].as_array().unwrap();
+    assert!(!apps.is_empty(), "the generator plants mixed households");
+    for app in apps {
+        let body = json!({"members": app["members"], "authorisation": "SQ-11"});
+        let (s, report) = call(
+            &srv,
+            "POST",
+            "/api/v1/households/verify",
+            &admin,
+            Some(body),
+        );
+        assert_eq!(s, 200, "{report}");
+        assert_ne!(report["verdict"], "eligible", "{}", report["reasons"]);
+        let counted = app["counted"].as_array().unwrap();
+        assert_eq!(report["size"].as_u64().unwrap() as usize, counted.len());
+        for m in report["members"].as_array().unwrap() {
+            let id = m["person_id"].as_str().unwrap();
+            match app["irregular"][id].as_str() {
+                None => assert_eq!(m["counted"], true, "{m}"),
+                Some(kind) => {
+                    let word = match kind {
+                        "deceased" => "已死亡",
+                        "unregistered" => "户籍中未找到",
+                        "moved_out" => "迁出",
+                        "other_roster" => "另一低保家庭",
+                        other => panic!("unknown kind {other}"),
+                    };
+                    assert_eq!(m["counted"], false, "{m}");
+                    assert!(m["irregular"].to_string().contains(word), "{kind}: {m}");
+                }
+            }
+        }
+    }
+}

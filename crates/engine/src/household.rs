@@ -477,19 +477,9 @@ impl Engine {
             }
             out_members.push(member);
         }
-        // The roster the household is on: the one most of its members are listed on; on a tie,
-        // that of the member given first (the applicant).
-        let mut rosters: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-        for (i, m) in out_members.iter().enumerate() {
-            if let Some(h) = &m.dibao_household {
-                let e = rosters.entry(h.as_str()).or_insert((0, i));
-                e.0 += 1;
-            }
-        }
-        let roster = rosters
-            .iter()
-            .max_by_key(|(_, (n, first))| (*n, std::cmp::Reverse(*first)))
-            .map(|(h, _)| h.to_string());
+        // The roster the household is on: the applicant's (the member given first). A member
+        // on any other roster is already provided for by another household.
+        let roster = out_members.first().and_then(|m| m.dibao_household.clone());
         let mut irregular = Vec::new();
         for member in &mut out_members {
             let who = member

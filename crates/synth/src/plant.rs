@@ -1,7 +1,7 @@
 //! Planted cases and near misses for every rule of rules.md. Planting only creates situations;
 //! the oracle decides what is a hit, so the truth never depends on bookkeeping here.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{Datelike, Duration};
 
@@ -11,7 +11,7 @@ use crate::background::{
 use crate::city::*;
 use crate::names::COUNTIES;
 use crate::rng::Rng;
-use crate::truth::Truth;
+use crate::truth::{Application, Truth};
 
 /// The dibao line (yuan per person per month) the city is planted against: rules.md's default.
 pub const DIBAO_LINE_CENTS: i64 = 800 * 100;
@@ -91,6 +91,85 @@ pub fn plant(city: &mut City, seed: u64, truth: &mut Truth) {
     r5_dibao_assets(&mut p, per_rule);
     r6_two_pensions(&mut p, per_rule);
     r7_dibao_deceased_member(&mut p, per_rule);
+    mixed_applications(&mut p, 3);
+}
+
+/// Households that apply with members who cannot be counted as given: the applicant's own
+/// family, plus one who died, one who moved away, one already on another dibao roster and one
+/// ID the registry has never seen. (No data is changed: they are found among what exists.)
+fn mixed_applications(p: &mut Planter, n: usize) {
+    let city = &*p.city;
+    let regular = |i: u32| {
+        let person = &city.persons[i as usize];
+        person.death.is_none()
+            && person.moved_out.is_none()
+            && person.flags & (flag::DIBAO | flag::DEAD) == 0
+    };
+    let dibao_members: Vec<u32> = city
+        .dibao
+        .iter()
+        .flat_map(|d| d.members.iter().copied())
+        .filter(|&m| {
+            city.persons[m as usize].death.is_none() && city.persons[m as usize].moved_out.is_none()
+        })
+        .collect();
+    let deceased: Vec<u32> = (0..city.persons.len() as u32)
+        .filter(|&i| city.death_of(i).is_some_and(|d| d.registry.is_some()))
+        .collect();
+    let moved: Vec<u32> = (0..city.persons.len() as u32)
+        .filter(|&i| {
+            city.persons[i as usize].moved_out.is_some() && city.persons[i as usize].death.is_none()
+        })
+        .collect();
+    let known: HashSet<String> = city.persons.iter().map(|x| x.id.to_string()).collect();
+    let mut apps = Vec::new();
+    let start = p.rng.below(city.households.len().max(1));
+    let mut households = (0..city.households.len()).map(|i| (start + i) % city.households.len());
+    for k in 0..n {
+        let (Some(h), Some(&dead), Some(&away), Some(&other)) = (
+            households.find(|&h| {
+                let m = &city.households[h].members;
+                !m.is_empty() && m.len() <= 4 && m.iter().all(|&i| regular(i))
+            }),
+            deceased.get(k),
+            moved.get(k),
+            dibao_members.get(k * 3),
+        ) else {
+            break;
+        };
+        let family: Vec<String> = city.households[h]
+            .members
+            .iter()
+            .map(|&i| city.persons[i as usize].id.to_string())
+            .collect();
+        let stranger = (0u16..)
+            .map(|seq| {
+                hedui_model::ResidentId::from_parts(
+                    "110105",
+                    date(1980, 1 + k as u32, 15),
+                    100 + seq,
+                )
+                .as_str()
+                .to_string()
+            })
+            .find(|id| !known.contains(id))
+            .expect("an unused number");
+        let id = |i: u32| city.persons[i as usize].id.to_string();
+        let irregular = BTreeMap::from([
+            (id(dead), "deceased".to_string()),
+            (id(away), "moved_out".to_string()),
+            (id(other), "other_roster".to_string()),
+            (stranger.clone(), "unregistered".to_string()),
+        ]);
+        let mut members = family.clone();
+        members.extend([id(dead), id(away), id(other), stranger]);
+        apps.push(Application {
+            members,
+            counted: family,
+            irregular,
+        });
+    }
+    p.truth.applications.extend(apps);
 }
 
 fn r1_deceased_pensioners(p: &mut Planter, n: usize) {

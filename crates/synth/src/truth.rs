@@ -59,6 +59,19 @@ pub struct FileTruth {
     pub encoding: String,
 }
 
+/// A household verification request with members who cannot be counted as given: what a
+/// verification must flag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Application {
+    /// Canonical IDs in the order given (the applicant first).
+    pub members: Vec<String>,
+    /// Members the verification must count.
+    pub counted: Vec<String>,
+    /// Member -> why they cannot be counted: `deceased`, `unregistered`, `moved_out`,
+    /// `other_roster`.
+    pub irregular: BTreeMap<String, String>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Truth {
     pub seed: u64,
@@ -72,6 +85,9 @@ pub struct Truth {
     /// Files delivered twice with identical bytes (ingest must skip the second).
     pub redelivered_files: Vec<String>,
     pub files: BTreeMap<String, FileTruth>,
+    /// Household verifications with irregular members.
+    #[serde(default)]
+    pub applications: Vec<Application>,
 }
 
 impl Truth {
