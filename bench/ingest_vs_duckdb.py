@@ -82,7 +82,7 @@ def main() -> None:
             src = city / "data" / f["file"]
             dst = out / (f["file"].replace("/", "_") + ".parquet")
             t = time.perf_counter()
-            con.execute(f"COPY (SELECT * FROM read_csv('{src}', header = true)) TO '{dst}' (FORMAT parquet, COMPRESSION snappy)")
+            con.execute(f"COPY (SELECT * FROM read_csv('{src}', header = true, ignore_errors = true)) TO '{dst}' (FORMAT parquet, COMPRESSION snappy)")
             d_secs[dataset] += time.perf_counter() - t
             d_rows[dataset] += con.execute(f"SELECT count(*) FROM '{dst}'").fetchone()[0]
             comparable[dataset] = True
