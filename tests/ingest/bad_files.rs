@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{file, ingest_report, write};
+use super::{cremation_workbook, file, ingest_report, write};
 use crate::common::*;
 
 const LEDGER_HEADER: &str = "个人编号,姓名,公民身份号码,险种,发放年月,发放金额\n";
@@ -168,17 +168,7 @@ fn hostile_files_fail_alone_quickly_and_the_rest_loads() {
     let (data, lake) = (dir.path().join("data"), dir.path().join("lake"));
 
     // A 2 KB workbook whose one stray cell sits at XFD1048576.
-    let mut book = rust_xlsxwriter::Workbook::new();
-    let ws = book.add_worksheet();
-    ws.set_name("上半年").unwrap();
-    for (c, h) in ["序号", "逝者姓名", "身份证号码", "死亡日期", "火化日期"]
-        .iter()
-        .enumerate()
-    {
-        ws.write(0, c as u16, *h).unwrap();
-    }
-    ws.write(1048575, 16383, "x").unwrap();
-    let far = book.save_to_buffer().unwrap();
+    let far = cremation_workbook(&[], Some((1048575, 16383)));
     assert!(far.len() < 10_000);
     write(&data, "民政/殡葬火化登记_2025.xlsx", &far);
 

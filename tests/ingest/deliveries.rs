@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{file, ingest_report as ingest_dir, write};
+use super::{cremation_workbook, file, ingest_report as ingest_dir, write};
 use crate::common::*;
 
 const REGISTRY_HEADER: &str =
@@ -159,35 +159,12 @@ fn as_of_dates_are_stated_by_the_mapping_or_reported_as_a_guess() {
     std::fs::create_dir_all(&conn).unwrap();
     let death = std::fs::read_to_string(connectors_dir().join("cremations.toml")).unwrap();
     std::fs::write(conn.join("cremations.toml"), &death).unwrap();
-    let sheet = |rows: &[(&str, &str)]| {
-        let mut book = rust_xlsxwriter::Workbook::new();
-        let ws = book.add_worksheet();
-        ws.set_name("上半年").unwrap();
-        for (c, h) in ["序号", "逝者姓名", "身份证号码", "死亡日期", "火化日期"]
-            .iter()
-            .enumerate()
-        {
-            ws.write(0, c as u16, *h).unwrap();
-        }
-        for (r, (id, d)) in rows.iter().enumerate() {
-            let r = r as u32 + 1;
-            ws.write(r, 0, r).unwrap();
-            ws.write(r, 1, "张三").unwrap();
-            ws.write(r, 2, *id).unwrap();
-            ws.write(r, 3, *d).unwrap();
-            ws.write(r, 4, *d).unwrap();
-        }
-        book.save_to_buffer().unwrap()
-    };
     let rows = [
         ("11010519491231002X", "2025-03-05"),
         ("440524188001010014", "2025-05-20"),
     ];
     let name = "民政/殡葬火化登记.xlsx";
-    write(&data, "placeholder", "");
-    std::fs::remove_file(data.join("placeholder")).unwrap();
-    std::fs::create_dir_all(data.join("民政")).unwrap();
-    std::fs::write(data.join(name), sheet(&rows)).unwrap();
+    write(&data, name, &cremation_workbook(&rows, None));
     let mapping_with = |as_of: &str| {
         let text = death.replacen("[source]\n", &format!("[source]\n{as_of}\n"), 1);
         let text = text.replace("民政/殡葬火化登记_*.xlsx", "民政/殡葬火化登记*.xlsx");

@@ -48,3 +48,29 @@ pub fn file<'a>(report: &'a Value, name: &str) -> &'a Value {
         .find(|f| f["file"] == name)
         .unwrap_or_else(|| panic!("{name} not in {report}"))
 }
+
+/// A cremation register as civil affairs sends it (sheet 上半年), one row per (ID, death date);
+/// `stray` puts one more cell at (row, column), as a careless edit leaves behind.
+pub fn cremation_workbook(rows: &[(&str, &str)], stray: Option<(u32, u16)>) -> Vec<u8> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let ws = book.add_worksheet();
+    ws.set_name("上半年").unwrap();
+    for (c, h) in ["序号", "逝者姓名", "身份证号码", "死亡日期", "火化日期"]
+        .iter()
+        .enumerate()
+    {
+        ws.write(0, c as u16, *h).unwrap();
+    }
+    for (r, (id, d)) in rows.iter().enumerate() {
+        let r = r as u32 + 1;
+        ws.write(r, 0, r).unwrap();
+        ws.write(r, 1, "张三").unwrap();
+        ws.write(r, 2, *id).unwrap();
+        ws.write(r, 3, *d).unwrap();
+        ws.write(r, 4, *d).unwrap();
+    }
+    if let Some((r, c)) = stray {
+        ws.write(r, c, "x").unwrap();
+    }
+    book.save_to_buffer().unwrap()
+}

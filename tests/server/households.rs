@@ -194,18 +194,7 @@ fn a_household_is_verified_against_every_source_with_its_authorisation() {
 fn irregular_members_are_flagged_left_out_of_the_size_and_the_verdict_says_review() {
     let srv = start_checked(None);
     let admin = token(&srv.lake, "admin", None);
-    let verify = |members: &[String]| {
-        let body = json!({"members": members, "authorisation": "SQ-9"});
-        let (s, report) = call(
-            &srv,
-            "POST",
-            "/api/v1/households/verify",
-            &admin,
-            Some(body),
-        );
-        assert_eq!(s, 200, "{report}");
-        report
-    };
+    let verify = |members: &[String]| verified(&srv, &admin, json!(members));
     let one = |sql: &str| -> String {
         run_ok(
             hedui()
@@ -304,15 +293,7 @@ fn the_generators_mixed_households_are_verified_as_their_truth_says() {
     let apps = truth["applications"].as_array().unwrap();
     assert!(!apps.is_empty(), "the generator plants mixed households");
     for app in apps {
-        let body = json!({"members": app["members"], "authorisation": "SQ-11"});
-        let (s, report) = call(
-            &srv,
-            "POST",
-            "/api/v1/households/verify",
-            &admin,
-            Some(body),
-        );
-        assert_eq!(s, 200, "{report}");
+        let report = verified(&srv, &admin, app["members"].clone());
         assert_ne!(report["verdict"], "eligible", "{}", report["reasons"]);
         let counted = app["counted"].as_array().unwrap();
         assert_eq!(report["size"].as_u64().unwrap() as usize, counted.len());
@@ -334,4 +315,12 @@ fn the_generators_mixed_households_are_verified_as_their_truth_says() {
             }
         }
     }
+}
+
+/// A verification that must succeed: its report.
+fn verified(srv: &Server, token: &str, members: Value) -> Value {
+    let body = json!({"members": members, "authorisation": "SQ-9"});
+    let (s, report) = call(srv, "POST", "/api/v1/households/verify", token, Some(body));
+    assert_eq!(s, 200, "{report}");
+    report
 }

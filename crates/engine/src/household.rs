@@ -13,13 +13,12 @@ use crate::check::EvidenceRef;
 use crate::evidence::{EvidenceRow, evidence_row};
 use crate::{Engine, Result};
 
-/// The city's tests, from R5's parameters.
+/// The city's thresholds, from R5's parameters (which vehicles count is R5's `member_assets`).
 #[derive(Debug, Clone)]
 pub struct HouseholdTests {
     /// Yuan in cents per person per month.
     pub dibao_line_cents: i64,
     pub max_residential_properties: usize,
-    pub vehicle_types: Vec<String>,
     /// Months of income averaged, ending with the latest month the income sources cover.
     pub income_months: u32,
 }
@@ -37,15 +36,6 @@ impl HouseholdTests {
                 .get("max_residential_properties")
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(1),
-            vehicle_types: params
-                .get("vehicle_types")
-                .map(|v| {
-                    v.split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                })
-                .unwrap_or_else(|| vec!["passenger_car".into()]),
             income_months: params
                 .get("income_months")
                 .and_then(|v| v.trim().parse().ok())
@@ -594,7 +584,6 @@ mod tests {
         let t = HouseholdTests::from_params(&BTreeMap::new());
         assert_eq!(t.dibao_line_cents, 80_000);
         assert_eq!(t.max_residential_properties, 1);
-        assert_eq!(t.vehicle_types, ["passenger_car"]);
         assert_eq!(t.income_months, 6);
         let t = HouseholdTests::from_params(&BTreeMap::from([
             ("dibao_line".to_string(), "850.5".to_string()),
@@ -605,7 +594,6 @@ mod tests {
             ("income_months".to_string(), "12".to_string()),
         ]));
         assert_eq!(t.dibao_line_cents, 85_050);
-        assert_eq!(t.vehicle_types, ["passenger_car", "truck"]);
         assert_eq!(t.income_months, 12);
     }
 

@@ -6,9 +6,11 @@
 pub mod as_of;
 pub mod connector;
 pub mod error;
+mod files;
 pub mod mapping;
 pub mod pipeline;
 pub mod report;
+mod table;
 
 pub use error::{Error, Result};
 pub use mapping::{Mapping, load_mappings};

@@ -57,7 +57,7 @@ pub struct Delivered {
 
 /// What was read: the fingerprint and size of the bytes that were parsed.
 #[derive(Debug, Clone)]
-pub struct Read_ {
+pub struct ReadBytes {
     pub fingerprint: String,
     pub bytes: u64,
 }
@@ -118,7 +118,7 @@ impl Delivered {
     }
 
     /// Read to the end without parsing: the fingerprint alone (for a file that looks unchanged).
-    pub fn fingerprint_only(mut self) -> Result<Read_> {
+    pub fn fingerprint_only(mut self) -> Result<ReadBytes> {
         let mut tap = self.tap();
         std::io::copy(&mut tap, &mut std::io::sink())
             .map_err(|e| unreadable(&self.rel, format!("读取失败 (read failed): {e}")))?;
@@ -127,11 +127,11 @@ impl Delivered {
 
     /// End the read: the bytes parsed must be the whole file as it was when opened, and the file
     /// must not have been modified meanwhile.
-    pub fn finish(self) -> Result<Read_> {
+    pub fn finish(self) -> Result<ReadBytes> {
         let mut progress = self.progress.borrow_mut();
         if !progress.eof {
-            // A parser that stopped early (a bounded read, a failing file) leaves bytes unread:
-            // drain them so the fingerprint is still of the whole file as read.
+            // A parser that stopped before the end fingerprinted only part of the file: what
+            // it parsed is not the file.
             return Err(unreadable(
                 &self.rel,
                 "文件未读完 (the file was not read to its end)".into(),
@@ -153,7 +153,7 @@ impl Delivered {
             return Err(changed(&self.rel, "it was modified while being read"));
         }
         let fingerprint = std::mem::take(&mut progress.fingerprint).finish();
-        Ok(Read_ {
+        Ok(ReadBytes {
             fingerprint,
             bytes: progress.bytes,
         })
