@@ -1,6 +1,8 @@
 mod accounting;
+mod api;
 mod bad_files;
 mod crash;
+mod databases;
 mod deliveries;
 mod formats;
 mod redelivery;

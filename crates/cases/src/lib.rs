@@ -45,8 +45,7 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The city's offset from UTC (Asia/Shanghai): "today" for a recovery date is the city's today.
-pub const CITY_UTC_OFFSET_HOURS: i64 = 8;
+pub use hedui_model::CITY_UTC_OFFSET_HOURS;
 
 /// What a run read and used: enough to run it again and get the same hits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

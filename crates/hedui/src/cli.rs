@@ -51,6 +51,27 @@ pub enum Command {
         #[arg(long)]
         report: Option<PathBuf>,
     },
+    /// Pull one live source (a department database) into the lake now, through its mapping.
+    Pull {
+        /// The source's id (its mapping's `[source] id`).
+        source: String,
+        /// A mapping file or a directory of them.
+        #[arg(long, default_value = "connectors")]
+        connectors: PathBuf,
+        /// The lake directory (default: hedui.toml's lake.path, HEDUI_LAKE, or ./lake).
+        #[arg(long)]
+        lake: Option<PathBuf>,
+        /// Write the pull report as JSON here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Accept the source's changed columns (after checking the mapping still fits them).
+        #[arg(long)]
+        accept_schema: bool,
+        /// Compare every key with the source now (find deleted rows), whatever the mapping's
+        /// `compare_keys_every` says.
+        #[arg(long)]
+        compare_keys: bool,
+    },
     /// Run a read-only SQL query over the lake's datasets.
     Sql {
         /// The query, e.g. "SELECT count(*) FROM persons".

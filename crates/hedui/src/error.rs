@@ -49,7 +49,9 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Ingest(
-                hedui_ingest::Error::Mapping { .. } | hedui_ingest::Error::Overlap { .. },
+                hedui_ingest::Error::Mapping { .. }
+                | hedui_ingest::Error::Overlap { .. }
+                | hedui_ingest::Error::SchemaDrift { .. },
             )
             | Error::Query(hedui_engine::Error::Query(_))
             | Error::Query(hedui_engine::Error::Rule { .. })

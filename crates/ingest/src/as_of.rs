@@ -20,6 +20,8 @@ pub enum Basis {
     FileName,
     /// The file's modification time: not stated, and copying resets it.
     Modified,
+    /// A live source (database, API) read as it is at the time of the pull.
+    Pulled,
 }
 
 impl Basis {
@@ -29,6 +31,7 @@ impl Basis {
             Basis::Column => "column",
             Basis::FileName => "file_name",
             Basis::Modified => "modified",
+            Basis::Pulled => "pulled",
         }
     }
 }

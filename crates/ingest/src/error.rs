@@ -24,6 +24,15 @@ pub enum Error {
     #[error("{file}: {message}")]
     Unreadable { file: String, message: String },
 
+    /// A live source could not be pulled (unreachable, refused, a query failed); nothing of
+    /// this pull after its last committed batch was kept.
+    #[error("{source_id}: {message}")]
+    Pull { source_id: String, message: String },
+
+    /// A live source dropped or retyped a column the mapping uses: nothing was loaded.
+    #[error("{source_id}: {message}")]
+    SchemaDrift { source_id: String, message: String },
+
     #[error(transparent)]
     Lake(#[from] hedui_lake::Error),
 }

@@ -372,6 +372,8 @@ fn read_file(
         as_of_basis: Some(basis.as_str().to_string()),
         supersedes: Vec::new(),
         delivery: None,
+        pull: None,
+        remove: Default::default(),
     };
     Ok(Outcome::Read(Box::new(ReadFile {
         batch,

@@ -231,7 +231,7 @@ pub(crate) fn read_table(
     let mut reasons: Vec<(String, &'static str)> = Vec::new();
     for row in table.rows {
         let row = row?;
-        if is_blank(&row.cells) || is_summary_or_footer(&row.cells) {
+        if table.layout && (is_blank(&row.cells) || is_summary_or_footer(&row.cells)) {
             report.layout_rows += 1;
             continue;
         }

@@ -7,6 +7,8 @@
 //!   _lock                             held by the one writer at a time
 //!   persons/00000001-3fa2c1d0.parquet files of batch 00000001-3fa2c1d0
 //!   quarantine/00000001-3fa2c1d0.parquet
+//!   _keys/00000002-9c01d2e4.parquet   a keyed source's row keys (database tables, APIs)
+//!   persons/00000001-3fa2c1d0~7.parquet the batch after commit 7 took updated rows out
 //! ```
 //!
 //! A reader takes a [`Snapshot`] (the commits present when it looked) and reads only the files
@@ -14,13 +16,16 @@
 
 pub mod append;
 pub mod error;
+pub mod keys;
 pub mod log;
+mod rewrite;
 pub mod snapshot;
 pub mod writer;
 
 pub use append::DatasetAppender;
 pub use error::{Error, Result};
-pub use log::{Commit, CommitMeta, Counts, DataFile, Delivery};
+pub use keys::{KEYS_DATASET, KeyEntry, read_keys};
+pub use log::{Commit, CommitMeta, Counts, DataFile, Delivery, PullState, Rewrite, SourceColumn};
 pub use snapshot::Snapshot;
 pub use writer::{BatchWriter, LakeWriter};
 

@@ -73,6 +73,59 @@ pub struct Commit {
     pub supersedes: Vec<String>,
     pub files: Vec<DataFile>,
     pub counts: Counts,
+    /// A live source (a database table, an API): where its pull stands after this batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullState>,
+    /// Earlier batches of a keyed source rewritten by this commit without the rows it updates or
+    /// deletes: from here on these are their files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rewrites: Vec<Rewrite>,
+}
+
+/// Where a live source's pull stands, saved only in the commit of the batch that consumed it:
+/// a crash before the commit leaves the previous position, so nothing is skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullState {
+    /// The pull this batch is part of (one pull may commit several batches).
+    pub pull: String,
+    /// Whether the pull is finished with this batch (its last batch).
+    pub complete: bool,
+    /// The incremental cursor: the cursor column's greatest value taken (the next pull starts
+    /// from it again, inclusive, so rows committed later with the same value are not missed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// An API's next page, when the pull stopped between pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<String>,
+    /// When the source's keys were last compared in full (rows deleted at the source found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compared_at: Option<DateTime<Utc>>,
+    /// The source's columns (name and type) as last read: a dropped or retyped column stops
+    /// the next pull.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<SourceColumn>,
+    /// Records the pull has received so far (an API's reported count is checked against it).
+    #[serde(default)]
+    pub taken: u64,
+    /// Rows of earlier batches this batch updated and removed (keys deleted at the source).
+    #[serde(default)]
+    pub rows_updated: u64,
+    #[serde(default)]
+    pub rows_deleted: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceColumn {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+}
+
+/// The files of an earlier batch after rows were taken out of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rewrite {
+    pub batch: String,
+    pub files: Vec<DataFile>,
 }
 
 /// Several files of one source taken in one ingest (城区 and 县市 extracts): one delivery.
@@ -94,6 +147,10 @@ pub struct CommitMeta {
     pub as_of_basis: Option<String>,
     pub supersedes: Vec<String>,
     pub delivery: Option<Delivery>,
+    pub pull: Option<PullState>,
+    /// Rows to take out of earlier batches of the source (by batch, `_row` numbers): versions
+    /// this batch updates and keys deleted at the source. Done in the same commit.
+    pub remove: std::collections::BTreeMap<String, Vec<i64>>,
 }
 
 pub(crate) fn log_dir(lake: &Path) -> PathBuf {

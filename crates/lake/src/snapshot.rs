@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::Result;
-use crate::log::{Commit, read_log};
+use crate::keys::KEYS_DATASET;
+use crate::log::{Commit, DataFile, read_log};
 
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -13,6 +14,9 @@ pub struct Snapshot {
     superseded: HashSet<String>,
     /// Batches of deliveries not yet complete (an ingest stopped half-way through one).
     pending: HashSet<String>,
+    /// Batches whose files a later commit rewrote (rows updated or deleted at the source taken
+    /// out): their current files.
+    rewritten: HashMap<String, Vec<DataFile>>,
 }
 
 impl Snapshot {
@@ -55,22 +59,63 @@ impl Snapshot {
         self.commits.iter().filter(|c| self.is_live(&c.batch))
     }
 
+    /// A batch's data files as they are now: as committed, or as a later commit rewrote them.
+    pub fn batch_files(&self, batch: &str) -> &[DataFile] {
+        if let Some(files) = self.rewritten.get(batch) {
+            return files;
+        }
+        self.commits
+            .iter()
+            .find(|c| c.batch == batch)
+            .map_or(&[], |c| c.files.as_slice())
+    }
+
+    /// The current data files of a commit's batch.
+    pub fn files_of<'s>(&'s self, commit: &'s Commit) -> &'s [DataFile] {
+        self.rewritten
+            .get(&commit.batch)
+            .map_or(commit.files.as_slice(), Vec::as_slice)
+    }
+
     /// Absolute paths of the live Parquet files of a dataset.
     pub fn files(&self, dataset: &str) -> Vec<PathBuf> {
         self.live_commits()
-            .flat_map(|c| c.files.iter())
+            .flat_map(|c| self.files_of(c).iter())
             .filter(|f| f.dataset == dataset && f.rows > 0)
             .map(|f| self.root.join(&f.path))
             .collect()
     }
 
-    /// Live rows per dataset.
+    /// Live rows per dataset (key indexes are not a dataset).
     pub fn row_counts(&self) -> BTreeMap<String, u64> {
         let mut counts = BTreeMap::new();
-        for f in self.live_commits().flat_map(|c| c.files.iter()) {
-            *counts.entry(f.dataset.clone()).or_insert(0) += f.rows;
+        for f in self.live_commits().flat_map(|c| self.files_of(c).iter()) {
+            if f.dataset != KEYS_DATASET {
+                *counts.entry(f.dataset.clone()).or_insert(0) += f.rows;
+            }
         }
         counts
+    }
+
+    /// The key index files of a keyed source's live batches, with their batch.
+    pub fn key_files(&self, source: &str) -> Vec<(String, PathBuf)> {
+        self.live_commits()
+            .filter(|c| c.source == source)
+            .flat_map(|c| {
+                self.files_of(c)
+                    .iter()
+                    .filter(|f| f.dataset == KEYS_DATASET && f.rows > 0)
+                    .map(|f| (c.batch.clone(), self.root.join(&f.path)))
+            })
+            .collect()
+    }
+
+    /// The newest commit of a live source that recorded where its pull stands.
+    pub fn last_pull(&self, source: &str) -> Option<&Commit> {
+        self.commits
+            .iter()
+            .rev()
+            .find(|c| c.source == source && c.pull.is_some())
     }
 
     /// A live batch of `source` with exactly these bytes: an identical re-delivery.
@@ -107,7 +152,11 @@ impl Snapshot {
     pub(crate) fn referenced_files(&self) -> HashSet<PathBuf> {
         self.commits
             .iter()
-            .flat_map(|c| c.files.iter())
+            .flat_map(|c| {
+                c.files
+                    .iter()
+                    .chain(c.rewrites.iter().flat_map(|r| &r.files))
+            })
             .map(|f| self.root.join(&f.path))
             .collect()
     }
@@ -132,11 +181,16 @@ impl Snapshot {
             })
             .map(|c| c.batch.clone())
             .collect();
+        let mut rewritten = HashMap::new();
+        for r in commits.iter().flat_map(|c| &c.rewrites) {
+            rewritten.insert(r.batch.clone(), r.files.clone());
+        }
         Snapshot {
             root,
             commits,
             superseded,
             pending,
+            rewritten,
         }
     }
 }

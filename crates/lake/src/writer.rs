@@ -14,7 +14,8 @@ use parquet::file::properties::WriterProperties;
 
 use crate::append::DatasetAppender;
 use crate::error::IoContext;
-use crate::log::{Commit, CommitMeta, DataFile, commit_path, log_dir};
+use crate::keys::{KEYS_DATASET, KeyWriter};
+use crate::log::{Commit, CommitMeta, DataFile, Rewrite, commit_path, log_dir};
 use crate::snapshot::Snapshot;
 use crate::{Error, LOCK_FILE, Result, dataset_dir};
 
@@ -79,7 +80,7 @@ impl LakeWriter {
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default();
-            if !dir.is_dir() || name.starts_with('_') {
+            if !dir.is_dir() || (name.starts_with('_') && name != KEYS_DATASET) {
                 continue;
             }
             for file in fs::read_dir(&dir).at(&dir)? {
@@ -129,6 +130,7 @@ impl LakeWriter {
             file: file.to_string(),
             ingested_at_us: Utc::now().timestamp_micros(),
             datasets: BTreeMap::new(),
+            keys: None,
         }
     }
 
@@ -137,7 +139,30 @@ impl LakeWriter {
     pub fn commit(&mut self, batch: BatchWriter, meta: CommitMeta) -> Result<Commit> {
         // Sequence numbers are taken at commit: several batches of one delivery are written
         // before any of them is committed.
-        let commit = batch.finish(self.snapshot.version() + 1, meta)?;
+        let seq = self.snapshot.version() + 1;
+        let mut rewrites = Vec::new();
+        for (earlier, rows) in &meta.remove {
+            let drop: std::collections::HashSet<i64> = rows.iter().copied().collect();
+            let mut files = Vec::new();
+            for file in self.snapshot.batch_files(earlier) {
+                if let Some(f) = crate::rewrite::without_rows(&self.root, file, &drop, seq)? {
+                    files.push(f);
+                }
+            }
+            rewrites.push(Rewrite {
+                batch: earlier.clone(),
+                files,
+            });
+        }
+        for dir in rewrites
+            .iter()
+            .flat_map(|r| &r.files)
+            .filter_map(|f| self.root.join(&f.path).parent().map(Path::to_path_buf))
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            sync_dir(&dir)?;
+        }
+        let commit = batch.finish(seq, meta, rewrites)?;
         let mut commits = self.snapshot.commits().to_vec();
         commits.push(commit.clone());
         self.snapshot = Snapshot::load_from(self.root.clone(), commits);
@@ -160,9 +185,22 @@ pub struct BatchWriter {
     file: String,
     ingested_at_us: i64,
     datasets: BTreeMap<String, OpenDataset>,
+    keys: Option<KeyWriter>,
 }
 
 impl BatchWriter {
+    /// Record the source key of row `row` (a keyed source: a database table, an API's records)
+    /// and the hash of its values, for the pulls that come after.
+    pub fn append_key(&mut self, key: &str, row: i64, hash: u64) -> Result<()> {
+        let root = &self.root;
+        let batch = &self.batch;
+        self.keys
+            .get_or_insert_with(|| {
+                KeyWriter::new(dataset_dir(root, KEYS_DATASET).join(format!("{batch}.parquet")))
+            })
+            .append(key, row, hash)
+    }
+
     pub fn batch_id(&self) -> &str {
         &self.batch
     }
@@ -208,11 +246,32 @@ impl BatchWriter {
                 fs::remove_file(&open.path).at(&open.path)?;
             }
         }
+        if let Some(keys) = self.keys.take() {
+            let path = keys.path().to_path_buf();
+            drop(keys);
+            if path.exists() {
+                fs::remove_file(&path).at(&path)?;
+            }
+        }
         Ok(())
     }
 
-    fn finish(mut self, seq: u64, meta: CommitMeta) -> Result<Commit> {
+    fn finish(mut self, seq: u64, meta: CommitMeta, rewrites: Vec<Rewrite>) -> Result<Commit> {
         let mut files = Vec::new();
+        if let Some(keys) = self.keys.take() {
+            let path = keys.path().to_path_buf();
+            let rows = keys.count;
+            if let Some(file) = keys.finish()? {
+                file.sync_all().at(&path)?;
+                sync_dir(path.parent().expect("keys dir"))?;
+                let rel = path.strip_prefix(&self.root).expect("inside lake");
+                files.push(DataFile {
+                    dataset: KEYS_DATASET.to_string(),
+                    path: rel.to_string_lossy().replace('\\', "/"),
+                    rows,
+                });
+            }
+        }
         for (name, open) in &mut self.datasets {
             flush(open)?;
             if let Some(writer) = open.writer.take() {
@@ -245,6 +304,8 @@ impl BatchWriter {
             supersedes: meta.supersedes,
             files,
             counts: meta.counts,
+            pull: meta.pull,
+            rewrites,
         };
         publish(&self.root, &commit)?;
         tracing::info!(batch = %commit.batch, file = %commit.file, rows = commit.counts.rows_loaded, "batch committed");
@@ -257,7 +318,7 @@ const ROW_GROUP_ROWS: usize = 64 * 1024;
 
 /// Snappy, and bloom filters on the columns person and household lookups filter on (resident
 /// IDs in both forms, household numbers), so such a lookup reads one row group, not the file.
-fn writer_properties(schema: &arrow_schema::SchemaRef) -> WriterProperties {
+pub(crate) fn writer_properties(schema: &arrow_schema::SchemaRef) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));

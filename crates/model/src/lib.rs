@@ -16,3 +16,12 @@ pub use error::{Error, Result};
 pub use money::Money;
 pub use resident_id::{IdError, ResidentId, Sex};
 pub use value::{ParseError, Parser, Value};
+
+/// The city's offset from UTC (Asia/Shanghai): dates a person reads ("today", the day a source
+/// was pulled) are the city's.
+pub const CITY_UTC_OFFSET_HOURS: i64 = 8;
+
+/// Today in the city.
+pub fn city_today() -> chrono::NaiveDate {
+    (chrono::Utc::now() + chrono::Duration::hours(CITY_UTC_OFFSET_HOURS)).date_naive()
+}

@@ -4,6 +4,7 @@ mod check;
 mod demo;
 mod generate;
 mod ingest;
+mod pull;
 mod rules;
 mod serve;
 mod sql;
@@ -31,6 +32,21 @@ pub async fn run(command: Command, config: Option<std::path::PathBuf>) -> Result
         } => {
             let lake = lake.unwrap_or(settings()?.lake.path);
             ingest::run(&connectors, &data, &lake, report.as_deref())
+        }
+        Command::Pull {
+            source,
+            connectors,
+            lake,
+            report,
+            accept_schema,
+            compare_keys,
+        } => {
+            let lake = lake.unwrap_or(settings()?.lake.path);
+            let opts = hedui_ingest::PullOptions {
+                accept_schema,
+                compare_keys,
+            };
+            pull::run(&source, &connectors, &lake, &opts, report.as_deref())
         }
         Command::Sql {
             query,

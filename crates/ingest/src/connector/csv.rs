@@ -103,6 +103,7 @@ pub fn table<'a>(
         rows: Box::new(rows),
         fixed_width: true,
         text,
+        layout: true,
     })
 }
 

@@ -96,6 +96,7 @@ pub fn tables<'a>(bytes: Bytes, rel: &str, target: &Target) -> Result<Vec<Table<
             }),
             fixed_width: false,
             text: None,
+            layout: true,
         })
         .collect())
 }

@@ -10,7 +10,7 @@ use super::{RawRow, Table};
 use crate::mapping::Target;
 use crate::{Error, Result};
 
-fn cell(v: &Value) -> Cell {
+pub(crate) fn cell(v: &Value) -> Cell {
     match v {
         Value::Null => Cell::Empty,
         Value::String(s) => Cell::Text(s.clone()),
@@ -137,5 +137,6 @@ fn table_of<'a>(records: Vec<Record>, rel: &str) -> Result<Table<'a>> {
         rows: Box::new(rows),
         fixed_width: false,
         text: None,
+        layout: true,
     })
 }

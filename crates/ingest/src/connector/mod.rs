@@ -45,6 +45,9 @@ pub struct Table<'a> {
     pub fixed_width: bool,
     /// Delimited text: the encoding the decoder settled on.
     pub text: Option<text::Shared>,
+    /// Whether rows may be layout (title, blank, 合计, footer, repeated header rows of an
+    /// export made for print); never for a database's rows, every one of which is data.
+    pub layout: bool,
 }
 
 /// The bytes of a file for its targets: a stream for the one table of a text file, or the whole

@@ -2,6 +2,7 @@
 //! checked completely (datasets, columns, parsers, globs) before any data is read, and every
 //! mistake is reported with the mapping file and line.
 
+mod live;
 mod spec;
 
 use std::collections::HashSet;
@@ -13,8 +14,10 @@ use globset::{Glob, GlobMatcher, GlobSet, GlobSetBuilder};
 use hedui_model::value::text::normalise_header;
 use hedui_model::value::{PARSER_NAMES, Parser};
 use hedui_model::{Catalog, ColumnType, DatasetDef};
+pub use live::{Auth, DatabaseSource, DeleteMarker, HttpSource, Origin, Paging, Relation, Secret};
 use spec::{ColumnSpec, MappingFile};
 pub use spec::{Format, Replaces};
+use toml::Spanned;
 
 /// How a mapping states its files' extract date.
 #[derive(Debug, Clone)]
@@ -62,6 +65,12 @@ pub struct Mapping {
     pub replaces: Replaces,
     pub as_of: AsOf,
     pub targets: Vec<Target>,
+    /// Delivered files, or a live source that is pulled.
+    pub origin: Origin,
+    /// When `hedui serve` pulls (or ingests) the source, with the expression as written.
+    pub schedule: Option<(String, cron::Schedule)>,
+    /// How often new data is expected; a source later than this is stale.
+    pub cadence: Option<std::time::Duration>,
 }
 
 /// One dataset filled from the source (one sheet of a workbook, or the whole file).
@@ -88,7 +97,12 @@ pub struct ColumnMap {
 impl Mapping {
     /// Does this mapping take the file at `rel` (relative to the data directory)?
     pub fn matches(&self, rel: &str) -> bool {
-        self.globs.is_match(rel)
+        matches!(self.origin, Origin::Files) && self.globs.is_match(rel)
+    }
+
+    /// A database or API pulled by hedui, rather than files delivered to it.
+    pub fn is_live(&self) -> bool {
+        !matches!(self.origin, Origin::Files)
     }
 
     /// The format to read `rel` as: the mapping's, or from the file's extension.
@@ -179,24 +193,62 @@ impl Mapping {
             ));
         }
         let mut globs = GlobSetBuilder::new();
-        if spec.source.files.get_ref().is_empty() {
-            return Err(err(
-                spec.source.files.span(),
-                "`files` lists no file pattern".into(),
-            ));
-        }
-        for pattern in spec.source.files.get_ref() {
-            let glob = Glob::new(pattern).map_err(|e| {
-                err(
-                    spec.source.files.span(),
-                    format!("bad file pattern `{pattern}`: {e}"),
-                )
-            })?;
-            globs.add(glob);
-        }
+        let live_one_target = |span: Range<usize>| {
+            if spec.targets.len() == 1 {
+                Ok(())
+            } else {
+                Err(err(
+                    span,
+                    "a live source fills one dataset: write one mapping (one [[target]]) per table or API".into(),
+                ))
+            }
+        };
+        let origin = match (&spec.source.files, &spec.source.database, &spec.source.http) {
+            (Some(files), None, None) => {
+                if files.get_ref().is_empty() {
+                    return Err(err(files.span(), "`files` lists no file pattern".into()));
+                }
+                for pattern in files.get_ref() {
+                    let glob = Glob::new(pattern).map_err(|e| {
+                        err(files.span(), format!("bad file pattern `{pattern}`: {e}"))
+                    })?;
+                    globs.add(glob);
+                }
+                Origin::Files
+            }
+            (None, Some(db), None) => {
+                let dir = path.parent().unwrap_or(Path::new("."));
+                let source = live::database(db.get_ref(), dir).map_err(|m| err(db.span(), m))?;
+                live_one_target(db.span())?;
+                Origin::Database(source)
+            }
+            (None, None, Some(http)) => {
+                let dir = path.parent().unwrap_or(Path::new("."));
+                let source = live::http(http.get_ref(), dir).map_err(|m| err(http.span(), m))?;
+                live_one_target(http.span())?;
+                Origin::Http(source)
+            }
+            _ => {
+                return Err(err(
+                    spec.source.id.span(),
+                    "a source has one of `files` (delivered files), `[source.database]` (a database) or `[source.http]` (an API), which hedui pulls".into(),
+                ));
+            }
+        };
         let globs = globs
             .build()
-            .map_err(|e| err(spec.source.files.span(), e.to_string()))?;
+            .map_err(|e| err(spec.source.id.span(), e.to_string()))?;
+        let schedule = match &spec.source.schedule {
+            None => None,
+            Some(text) => Some((
+                text.get_ref().clone(),
+                live::schedule(text.get_ref()).map_err(|m| err(text.span(), m))?,
+            )),
+        };
+        let cadence = match &spec.source.cadence {
+            None => None,
+            Some(text) => Some(live::cadence(text.get_ref()).map_err(|m| err(text.span(), m))?),
+        };
         let encoding = match &spec.source.encoding {
             None => Encoding::Auto,
             Some(e) if e.get_ref().eq_ignore_ascii_case("auto") => Encoding::Auto,
@@ -390,7 +442,11 @@ impl Mapping {
             id,
             title: spec.source.title,
             department: spec.source.department,
-            patterns: spec.source.files.into_inner(),
+            patterns: spec
+                .source
+                .files
+                .map(Spanned::into_inner)
+                .unwrap_or_default(),
             globs,
             format: spec.source.format,
             encoding,
@@ -398,6 +454,9 @@ impl Mapping {
             replaces: spec.source.replaces,
             as_of,
             targets,
+            origin,
+            schedule,
+            cadence,
         })
     }
 }

@@ -67,7 +67,12 @@ pub async fn overview(
     let mut datasets: BTreeMap<&str, DatasetSummary> = BTreeMap::new();
     let mut batches = Vec::new();
     for c in snapshot.live_commits() {
-        for f in &c.files {
+        let files: Vec<_> = snapshot
+            .files_of(c)
+            .iter()
+            .filter(|f| f.dataset != hedui_lake::KEYS_DATASET)
+            .collect();
+        for f in &files {
             let d = datasets.entry(&f.dataset).or_insert_with(|| {
                 let def = catalog.get(&f.dataset).ok();
                 DatasetSummary {
@@ -93,7 +98,7 @@ pub async fn overview(
             "batch": c.batch,
             "source": c.source,
             "file": c.file,
-            "datasets": c.files.iter().map(|f| f.dataset.clone()).collect::<Vec<_>>(),
+            "datasets": files.iter().map(|f| f.dataset.clone()).collect::<Vec<_>>(),
             "committed_at": c.committed_at.to_rfc3339(),
             "as_of": c.as_of,
             // `modified`: the date is the file's modification time, a guess.
