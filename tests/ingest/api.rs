@@ -14,10 +14,10 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-const TOKEN: &str = "tok-never-logged";
+pub(crate) const TOKEN: &str = "tok-never-logged";
 
 #[derive(Clone, Copy, PartialEq)]
-enum Paging {
+pub(crate) enum Paging {
     Page,
     Offset,
     Token,
@@ -25,22 +25,22 @@ enum Paging {
 
 /// A department API on loopback: `records` served `size` per page, every `fail_every`th request
 /// answered 503 and every `slow_every`th after `slow` (the client gives up first).
-struct Api {
-    port: u16,
-    requests: Arc<AtomicUsize>,
+pub(crate) struct Api {
+    pub(crate) port: u16,
+    pub(crate) requests: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
-struct Faults {
-    fail_every: usize,
-    slow_every: usize,
-    slow: Duration,
+pub(crate) struct Faults {
+    pub(crate) fail_every: usize,
+    pub(crate) slow_every: usize,
+    pub(crate) slow: Duration,
     /// Every answer waits this long (to give a test time to kill the pull).
-    delay: Duration,
+    pub(crate) delay: Duration,
 }
 
 impl Api {
-    fn start(records: Vec<Value>, paging: Paging, size: usize, faults: Faults) -> Api {
+    pub(crate) fn start(records: Vec<Value>, paging: Paging, size: usize, faults: Faults) -> Api {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(AtomicUsize::new(0));
@@ -151,7 +151,7 @@ fn answer(
     reply(&mut conn, "200 OK", body.to_string());
 }
 
-fn mapping(dir: &Path, port: u16, paging: Paging, size: usize, pages_per_batch: u32) {
+pub(crate) fn mapping(dir: &Path, port: u16, paging: Paging, size: usize, pages_per_batch: u32) {
     let paging = match paging {
         Paging::Page => format!(
             "{{ kind = \"page\", page = \"pageNo\", size = \"pageSize\", page_size = {size} }}"
@@ -201,7 +201,7 @@ hospital = "jgmc"
 
 /// The city's death certificates as the health commission's API returns them, each with a
 /// certificate number.
-fn certificates() -> Vec<Value> {
+pub(crate) fn certificates() -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     ingest(&city().data(), &lake);
@@ -232,7 +232,7 @@ fn pull(connectors: &Path, lake: &Path) -> std::process::Command {
     cmd
 }
 
-fn assert_loaded_once(lake: &Path, records: &[Value]) {
+pub(crate) fn assert_loaded_once(lake: &Path, records: &[Value]) {
     let mut lake_rows: Vec<String> = sql(
         lake,
         "SELECT person_id, CAST(death_date AS VARCHAR) AS d FROM death_certificates",

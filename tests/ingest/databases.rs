@@ -11,23 +11,23 @@ use serde_json::Value;
 
 use crate::common::*;
 
-const PG_URL: &str = "postgres://postgres:pw-never-logged@127.0.0.1:5432/test";
+pub(crate) const PG_URL: &str = "postgres://postgres:pw-never-logged@127.0.0.1:5432/test";
 const MARIA_URL: &str = "mysql://root@127.0.0.1:3306/test";
 
 #[derive(Clone, Copy, PartialEq)]
-enum Dialect {
+pub(crate) enum Dialect {
     Postgres,
     MariaDb,
 }
 
-struct Db {
-    dialect: Dialect,
+pub(crate) struct Db {
+    pub(crate) dialect: Dialect,
     /// Table names unique to this test process.
-    suffix: String,
+    pub(crate) suffix: String,
 }
 
 impl Db {
-    fn new(dialect: Dialect) -> Db {
+    pub(crate) fn new(dialect: Dialect) -> Db {
         Db {
             dialect,
             suffix: format!("{}", std::process::id()),
@@ -41,12 +41,12 @@ impl Db {
         }
     }
 
-    fn table(&self, name: &str) -> String {
+    pub(crate) fn table(&self, name: &str) -> String {
         format!("live_{name}_{}", self.suffix)
     }
 
     /// Run SQL through the database's own client; its tab-separated output.
-    fn run(&self, sql: &str) -> String {
+    pub(crate) fn run(&self, sql: &str) -> String {
         use std::io::Write;
         let mut cmd = match self.dialect {
             Dialect::Postgres => {
@@ -99,7 +99,7 @@ impl Db {
         }
     }
 
-    fn create(&self) {
+    pub(crate) fn create(&self) {
         let (reg, con) = (self.table("registry"), self.table("contributions"));
         let ts = self.timestamp_type();
         self.run(&format!(
@@ -113,7 +113,7 @@ impl Db {
         ));
     }
 
-    fn drop_tables(&self) {
+    pub(crate) fn drop_tables(&self) {
         self.run(&format!(
             "DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {};",
             self.table("registry"),
@@ -222,12 +222,12 @@ fn quote(v: &Value) -> String {
 
 /// The registry and contribution rows of the generated city, as the departments' databases
 /// would hold them.
-struct Source {
-    persons: Vec<BTreeMap<String, Value>>,
+pub(crate) struct Source {
+    pub(crate) persons: Vec<BTreeMap<String, Value>>,
     contributions: Vec<BTreeMap<String, Value>>,
 }
 
-fn source_rows() -> Source {
+pub(crate) fn source_rows() -> Source {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     ingest(&city().data(), &lake);
@@ -257,11 +257,11 @@ fn source_rows() -> Source {
     }
 }
 
-const T0: &str = "2026-11-01 08:00:00";
+pub(crate) const T0: &str = "2026-11-01 08:00:00";
 const T1: &str = "2026-11-15 09:30:00";
 const T2: &str = "2026-11-20 10:00:00";
 
-fn insert_persons(db: &Db, rows: &[BTreeMap<String, Value>], at: &str) {
+pub(crate) fn insert_persons(db: &Db, rows: &[BTreeMap<String, Value>], at: &str) {
     let cols = [
         "id_no",
         "name",

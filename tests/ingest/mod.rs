@@ -1,8 +1,8 @@
 mod accounting;
-mod api;
+pub(crate) mod api;
 mod bad_files;
 mod crash;
-mod databases;
+pub(crate) mod databases;
 mod deliveries;
 mod formats;
 mod redelivery;

@@ -6,8 +6,10 @@
 mod api;
 mod audit;
 mod clients;
+mod continuous;
 mod households;
 mod interfaces;
+mod live;
 mod workflow;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -24,6 +26,8 @@ pub struct Server {
     pub lake: PathBuf,
     /// The hedui.toml the server runs with, for command-line runs beside it.
     pub config: Option<PathBuf>,
+    /// What the server wrote to stderr (its log).
+    pub stderr: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -120,7 +124,7 @@ fn start_as(
         ])
         .arg(&lake)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("serve.stderr")).unwrap())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -152,6 +156,7 @@ fn start_as(
     std::thread::spawn(move || for _ in lines {});
     Server {
         config,
+        stderr: dir.path().join("serve.stderr"),
         child,
         http: http.unwrap(),
         pg: pg.unwrap(),

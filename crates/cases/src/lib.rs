@@ -86,6 +86,28 @@ pub struct Raised {
     pub new: u64,
     pub already_open: u64,
     pub suppressed: u64,
+    /// Open cases whose evidence the run brought up to date.
+    pub updated: u64,
+    /// Open cases whose hits the run no longer found.
+    pub gone: u64,
+}
+
+/// Which (rule, subject) pairs a run evaluated, so that an open case it did not find again can
+/// be marked: every subject of a rule (a full run) or the subjects the new rows can affect (a
+/// run after a commit).
+#[derive(Debug, Clone, Default)]
+pub struct Coverage {
+    /// Rule id, and its subjects (`None`: all of them).
+    pub rules: Vec<(String, Option<std::collections::HashSet<String>>)>,
+}
+
+impl Coverage {
+    /// Every subject of these rules.
+    pub fn all(rules: impl IntoIterator<Item = String>) -> Coverage {
+        Coverage {
+            rules: rules.into_iter().map(|r| (r, None)).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -112,6 +134,8 @@ pub struct Case {
     pub confirmed_cents: Option<i64>,
     pub recovered_cents: Option<i64>,
     pub recovered_on: Option<String>,
+    /// The run that no longer found this open case's hit (its source rows changed since).
+    pub gone_run: Option<String>,
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -179,10 +203,16 @@ impl CaseStore {
 
     /// Record a run and raise its hits as cases in one transaction: a run is never recorded
     /// without its cases, nor cases without their run. `run.new_cases` is filled in.
-    pub async fn record_run(&self, run: &mut RunRecord, hits: &[NewHit]) -> Result<Raised> {
+    pub async fn record_run(
+        &self,
+        run: &mut RunRecord,
+        hits: &[NewHit],
+        covered: &Coverage,
+    ) -> Result<Raised> {
         let mut tx = self.pool.begin().await?;
         take_write_lock(&mut tx).await?;
-        let raised = raise_in(&mut tx, &self.workflow, &run.id, hits).await?;
+        let mut raised = raise_in(&mut tx, &self.workflow, &run.id, hits).await?;
+        raised.gone = mark_gone(&mut tx, &run.id, covered, hits).await?;
         run.new_cases = raised.new;
         sqlx::query(
             "INSERT INTO runs (id, started_at, lake_version, rules, params, hits, hits_fingerprint, new_cases) \
@@ -200,6 +230,14 @@ impl CaseStore {
         .await?;
         tx.commit().await?;
         Ok(raised)
+    }
+
+    /// The newest lake version a recorded run read (`None`: no run yet).
+    pub async fn last_run_version(&self) -> Result<Option<u64>> {
+        let row = sqlx::query("SELECT MAX(lake_version) AS v FROM runs")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>("v")?.map(|v| v as u64))
     }
 
     pub async fn run(&self, id: &str) -> Result<RunRecord> {
@@ -260,6 +298,68 @@ async fn take_write_lock(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()
     Ok(())
 }
 
+/// An event on a case that does not change its state (hedui's own note).
+async fn add_event(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str, note: &str) -> Result<()> {
+    let row = sqlx::query(
+        "SELECT state, (SELECT COALESCE(MAX(seq), 0) FROM case_events WHERE case_id = $1) AS seq FROM cases WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let state: String = row.try_get("state")?;
+    let seq: i64 = row.try_get("seq")?;
+    sqlx::query("INSERT INTO case_events (case_id, at, actor, from_state, to_state, note, seq) VALUES ($1, $2, $3, $4, $4, $5, $6)")
+        .bind(id)
+        .bind(now())
+        .bind("hedui")
+        .bind(&state)
+        .bind(note)
+        .bind(seq + 1)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Mark the open cases of `covered` whose hits the run did not find again (their source rows
+/// changed): the case stays with its reviewer, marked.
+async fn mark_gone(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    run_id: &str,
+    covered: &Coverage,
+    hits: &[NewHit],
+) -> Result<u64> {
+    let found: std::collections::HashSet<(&str, &str)> = hits
+        .iter()
+        .map(|h| (h.rule.as_str(), h.subject.as_str()))
+        .collect();
+    let mut gone = 0;
+    for (rule, subjects) in &covered.rules {
+        let open = sqlx::query(
+            "SELECT id, subject FROM cases WHERE rule_id = $1 AND gone_run IS NULL AND state IN ('new', 'assigned', 'verifying', 'confirmed')",
+        )
+        .bind(rule)
+        .fetch_all(&mut **tx)
+        .await?;
+        for row in open {
+            let subject: String = row.try_get("subject")?;
+            let in_scope = subjects.as_ref().is_none_or(|s| s.contains(&subject));
+            if !in_scope || found.contains(&(rule.as_str(), subject.as_str())) {
+                continue;
+            }
+            let id: String = row.try_get("id")?;
+            sqlx::query("UPDATE cases SET gone_run = $1, updated_at = $2 WHERE id = $3")
+                .bind(run_id)
+                .bind(now())
+                .bind(&id)
+                .execute(&mut **tx)
+                .await?;
+            add_event(tx, &id, &format!("运行 {run_id} 未再发现此问题：源数据已变化，请核实 (the run no longer finds this hit: its source rows changed)")).await?;
+            gone += 1;
+        }
+    }
+    Ok(gone)
+}
+
 async fn raise_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     workflow: &WorkflowConfig,
@@ -283,19 +383,46 @@ async fn raise_in(
                 .parse()
                 .unwrap_or(State::New);
             if state.is_open() {
-                open = Some(row.try_get::<String, _>("id")?);
+                open = Some((
+                    row.try_get::<String, _>("id")?,
+                    row.try_get::<String, _>("evidence_fingerprint")?,
+                ));
             }
             if row.try_get::<String, _>("evidence_fingerprint")? == h.evidence_fingerprint {
                 same_evidence = true;
             }
         }
-        if let Some(id) = open {
-            sqlx::query("UPDATE cases SET last_run = $1, updated_at = $2 WHERE id = $3")
+        if let Some((id, fingerprint)) = open {
+            if fingerprint == h.evidence_fingerprint {
+                sqlx::query(
+                    "UPDATE cases SET last_run = $1, updated_at = $2, gone_run = NULL WHERE id = $3",
+                )
                 .bind(run_id)
                 .bind(now())
                 .bind(&id)
                 .execute(&mut **tx)
                 .await?;
+            } else {
+                // The hit grew or changed (another month paid after the death): the open case
+                // shows what is found now; what the reviewer decided stays.
+                sqlx::query("UPDATE cases SET last_run = $1, updated_at = $2, gone_run = NULL, months = $3, amount_cents = $4, evidence = $5, evidence_fingerprint = $6 WHERE id = $7")
+                    .bind(run_id)
+                    .bind(now())
+                    .bind(serde_json::to_string(&h.months).expect("json"))
+                    .bind(h.amount_cents)
+                    .bind(h.evidence.to_string())
+                    .bind(&h.evidence_fingerprint)
+                    .bind(&id)
+                    .execute(&mut **tx)
+                    .await?;
+                add_event(
+                    tx,
+                    &id,
+                    &format!("证据已由运行 {run_id} 更新 (evidence updated by run {run_id})"),
+                )
+                .await?;
+                raised.updated += 1;
+            }
             raised.already_open += 1;
             continue;
         }

@@ -61,6 +61,11 @@ const MIGRATIONS: &[(i64, Step)] = &[
                 case_id TEXT NOT NULL, seq BIGINT NOT NULL, cents BIGINT NOT NULL, on_date TEXT NOT NULL,
                 actor TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (case_id, seq))"]),
     ),
+    (
+        4,
+        // The run that no longer found an open case's hit (the source rows changed), if any.
+        Step::AddColumns(&[("cases", "gone_run", "TEXT")]),
+    ),
 ];
 
 /// Bring the store to the newest schema version.

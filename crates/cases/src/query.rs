@@ -130,7 +130,7 @@ pub struct Verification {
 
 const OPEN_STATES: &str = "('new', 'assigned', 'verifying', 'confirmed')";
 
-const CASE_COLUMNS: &str = "id, rule_id, subject, state, months, amount_cents, evidence_fingerprint, first_run, last_run, created_at, updated_at, region, assignee, level, due_at, reject_reason, confirmed_cents, recovered_cents, recovered_on";
+const CASE_COLUMNS: &str = "id, rule_id, subject, state, months, amount_cents, evidence_fingerprint, first_run, last_run, created_at, updated_at, region, assignee, level, due_at, reject_reason, confirmed_cents, recovered_cents, recovered_on, gone_run";
 
 /// A WHERE clause with numbered parameters, the same text on SQLite and PostgreSQL.
 #[derive(Default)]
@@ -227,6 +227,7 @@ pub(crate) fn case_from_row(r: &AnyRow, now: &str) -> Result<Case> {
         confirmed_cents: r.try_get("confirmed_cents")?,
         recovered_cents: r.try_get("recovered_cents")?,
         recovered_on: r.try_get("recovered_on")?,
+        gone_run: r.try_get("gone_run")?,
     })
 }
 

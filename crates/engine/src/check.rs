@@ -106,6 +106,26 @@ impl Engine {
         self.run_rule_sql(rule, sql).await
     }
 
+    /// Run one rule for these subjects only (the subjects new rows can affect): exactly the
+    /// hits a full run would give for them.
+    pub async fn run_rule_on(
+        &self,
+        rule: &RuleDef,
+        values: &BTreeMap<String, String>,
+        subjects: &BTreeSet<String>,
+    ) -> Result<Vec<Hit>> {
+        let sql = rule.render(values)?;
+        let mut hits = Vec::new();
+        for chunk in crate::changes::subject_chunks(subjects) {
+            let filtered = format!(
+                "SELECT * FROM ({sql}) AS hedui_rule WHERE hedui_rule.subject IN ({})",
+                crate::changes::quoted(chunk.into_iter())
+            );
+            hits.extend(self.run_rule_sql(rule, filtered).await?);
+        }
+        Ok(hits)
+    }
+
     /// Run one rule for one subject only (a check at application time). `subject` must be a
     /// canonical resident ID or household number: it is checked to be letters and digits before
     /// it becomes a literal. The condition is pushed down into the rule's scans.

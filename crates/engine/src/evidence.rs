@@ -24,6 +24,10 @@ pub struct EvidenceRow {
     /// The department source (mapping id) of the batch.
     pub source_id: String,
     pub as_of: Option<chrono::NaiveDate>,
+    /// Set when the row's source is later than the cadence its mapping expects: the hit relies
+    /// on data that may be out of date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<String>,
     /// The row's values as stored in the lake.
     pub values: serde_json::Map<String, serde_json::Value>,
 }
@@ -75,6 +79,16 @@ impl Engine {
                         out.insert(key, r);
                     }
                 }
+            }
+        }
+        let warnings: HashMap<String, String> =
+            hedui_lake::freshness(self.snapshot(), chrono::Utc::now())
+                .into_iter()
+                .filter_map(|f| f.warning().map(|w| (f.source, w)))
+                .collect();
+        if !warnings.is_empty() {
+            for r in out.values_mut() {
+                r.stale = warnings.get(&r.source_id).cloned();
             }
         }
         Ok(out)
@@ -130,6 +144,7 @@ pub(crate) fn evidence_row(
             .map(str::to_string),
         source_id: commit.map(|c| c.source.clone()).unwrap_or_default(),
         as_of: commit.and_then(|c| c.as_of),
+        stale: None,
         batch,
         values,
     }

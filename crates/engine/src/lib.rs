@@ -19,6 +19,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use hedui_lake::Snapshot;
 use hedui_model::Catalog;
 
+pub mod changes;
 pub mod check;
 pub mod evidence;
 pub mod household;

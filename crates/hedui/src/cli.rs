@@ -101,6 +101,10 @@ pub enum Command {
         /// turns it off.
         #[arg(long)]
         pg: Option<String>,
+        /// The mapping files; live sources with a `schedule` are pulled on it (default:
+        /// hedui.toml's sources.connectors).
+        #[arg(long)]
+        connectors: Option<PathBuf>,
     },
     /// Print a token signed with this server's key, for local use.
     Token {

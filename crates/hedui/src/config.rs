@@ -5,6 +5,9 @@
 //! [lake]
 //! path = "lake"
 //!
+//! [sources]
+//! connectors = "connectors"  # live sources with a `schedule` are pulled by `hedui serve`
+//!
 //! [engine]
 //! memory_limit = "4GiB"      # beyond it, queries and rules spill to disk
 //! spill_dir = "/var/tmp/hedui-spill"
@@ -52,6 +55,7 @@ use crate::error::{Error, Result};
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub lake: LakeConfig,
+    pub sources: SourcesConfig,
     pub engine: EngineConfig,
     pub rules: RulesConfig,
     pub cases: CasesConfig,
@@ -119,6 +123,15 @@ pub struct CasesConfig {
     pub workflow: hedui_cases::WorkflowConfig,
 }
 
+/// The city's sources: `hedui serve` pulls the live ones that have a `schedule`, and shows
+/// every source's freshness.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourcesConfig {
+    /// The mapping files (a directory or one file); none: nothing is pulled on schedule.
+    pub connectors: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LakeConfig {
@@ -175,6 +188,9 @@ impl Config {
         };
         if let Ok(v) = std::env::var("HEDUI_LAKE") {
             config.lake.path = PathBuf::from(v);
+        }
+        if let Ok(v) = std::env::var("HEDUI_CONNECTORS") {
+            config.sources.connectors = Some(PathBuf::from(v));
         }
         if let Ok(v) = std::env::var("HEDUI_ENGINE_MEMORY_LIMIT") {
             config.engine.memory_limit = v;

@@ -15,7 +15,7 @@ pub mod report;
 mod table;
 
 pub use error::{Error, Result};
-pub use live::{PullOptions, PullReport, PullStatus, pull};
+pub use live::{PullOptions, PullReport, pull};
 pub use mapping::{Mapping, load_mappings};
 pub use pipeline::{IngestOptions, ingest};
 pub use report::{FileReport, FileStatus, IngestReport};

@@ -373,6 +373,7 @@ fn read_file(
         supersedes: Vec::new(),
         delivery: None,
         pull: None,
+        cadence_secs: mapping.cadence.map(|d| d.as_secs()),
         remove: Default::default(),
     };
     Ok(Outcome::Read(Box::new(ReadFile {

@@ -9,6 +9,7 @@
 //!   quarantine/00000001-3fa2c1d0.parquet
 //!   _keys/00000002-9c01d2e4.parquet   a keyed source's row keys (database tables, APIs)
 //!   persons/00000001-3fa2c1d0~7.parquet the batch after commit 7 took updated rows out
+//!   _pulls/<source>.json              a live source's pull attempts
 //! ```
 //!
 //! A reader takes a [`Snapshot`] (the commits present when it looked) and reads only the files
@@ -16,14 +17,17 @@
 
 pub mod append;
 pub mod error;
+pub mod freshness;
 pub mod keys;
 pub mod log;
+pub mod pulls;
 mod rewrite;
 pub mod snapshot;
 pub mod writer;
 
 pub use append::DatasetAppender;
 pub use error::{Error, Result};
+pub use freshness::{SourceFreshness, freshness};
 pub use keys::{KEYS_DATASET, KeyEntry, read_keys};
 pub use log::{Commit, CommitMeta, Counts, DataFile, Delivery, PullState, Rewrite, SourceColumn};
 pub use snapshot::Snapshot;

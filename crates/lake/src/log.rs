@@ -76,6 +76,10 @@ pub struct Commit {
     /// A live source (a database table, an API): where its pull stands after this batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull: Option<PullState>,
+    /// How often the source's mapping expects new data (seconds): later than this, the
+    /// source is stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cadence_secs: Option<u64>,
     /// Earlier batches of a keyed source rewritten by this commit without the rows it updates or
     /// deletes: from here on these are their files.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -148,6 +152,7 @@ pub struct CommitMeta {
     pub supersedes: Vec<String>,
     pub delivery: Option<Delivery>,
     pub pull: Option<PullState>,
+    pub cadence_secs: Option<u64>,
     /// Rows to take out of earlier batches of the source (by batch, `_row` numbers): versions
     /// this batch updates and keys deleted at the source. Done in the same commit.
     pub remove: std::collections::BTreeMap<String, Vec<i64>>,

@@ -305,6 +305,7 @@ impl BatchWriter {
             files,
             counts: meta.counts,
             pull: meta.pull,
+            cadence_secs: meta.cadence_secs,
             rewrites,
         };
         publish(&self.root, &commit)?;

@@ -90,6 +90,12 @@ pub async fn serve(
             if let Err(e) = reloading.policy().reload().await {
                 tracing::warn!(error = %e, "could not reload the lake");
             }
+            // Hits follow the lake: what the new batches change is verified at once.
+            match reloading.service.verify_changes().await {
+                Ok(Some(summary)) => tracing::info!(%summary, "new batches verified"),
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "could not verify the new batches"),
+            }
             let refreshing = reloading.clone();
             tokio::spawn(async move { refreshing.service.refresh_person_checks().await });
         }

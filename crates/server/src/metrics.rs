@@ -84,3 +84,41 @@ impl Metrics {
         out
     }
 }
+
+/// How one series reads its value off a source's freshness (none: not exported for it).
+type SourceValue = fn(&hedui_lake::SourceFreshness, chrono::DateTime<chrono::Utc>) -> Option<f64>;
+
+/// Gauges and counters of each source's freshness and pulls (from the lake, at each scrape).
+pub fn render_sources(
+    sources: &[hedui_lake::SourceFreshness],
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let mut out = String::new();
+    let series: [(&str, &str, SourceValue); 5] = [
+        ("hedui_source_stale", "gauge", |f, _| {
+            Some(if f.stale { 1.0 } else { 0.0 })
+        }),
+        ("hedui_source_lag_days", "gauge", |f, _| {
+            f.lag_days.map(|d| d as f64)
+        }),
+        ("hedui_source_seconds_since_success", "gauge", |f, now| {
+            f.last_success_at
+                .map(|t| (now - t).num_milliseconds() as f64 / 1000.0)
+        }),
+        ("hedui_source_pull_failures", "gauge", |f, _| {
+            f.live.then_some(f.failures as f64)
+        }),
+        ("hedui_source_pull_failures_total", "counter", |f, _| {
+            f.live.then_some(f.failures_total as f64)
+        }),
+    ];
+    for (name, kind, value) in series {
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for f in sources {
+            if let Some(v) = value(f, now) {
+                let _ = writeln!(out, "{name}{{source=\"{}\"}} {v}", f.source);
+            }
+        }
+    }
+    out
+}

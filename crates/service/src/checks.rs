@@ -6,10 +6,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use hedui_cases::{CaseStore, NewHit, RunRecord, sha256_hex};
+use hedui_cases::{CaseStore, Coverage, NewHit, RunRecord, sha256_hex};
 use hedui_engine::check::{EvidenceRef, Hit};
 use hedui_engine::evidence::EvidenceRow;
-use hedui_engine::rules::RuleSet;
+use hedui_engine::rules::{RuleSet, SubjectKind};
 use hedui_engine::{Engine, EngineOptions};
 use hedui_lake::Snapshot;
 
@@ -100,6 +100,77 @@ pub async fn record(
 ) -> Result<Recorded> {
     let started_at = chrono::Utc::now();
     let hits = run_on(engine, set, ids, params).await?;
+    let selected = set.select(ids)?;
+    let covered = Coverage::all(selected.iter().map(|r| r.id.clone()));
+    store_run(
+        engine, set, &selected, params, store, hits, covered, started_at, "",
+    )
+    .await
+}
+
+/// After the lake moved on from `before`, run again the rules that read a dataset that
+/// changed, for the subjects whose rows changed, and record that run: new hits become cases,
+/// open cases are brought up to date or marked when their hit is gone, exactly as a full run
+/// would leave them. `None` when nothing a rule reads changed.
+pub async fn record_changes(
+    engine: &Engine,
+    before: &Snapshot,
+    set: &RuleSet,
+    params: &BTreeMap<String, String>,
+    store: &CaseStore,
+) -> Result<Option<Recorded>> {
+    let started_at = chrono::Utc::now();
+    let changes = engine.changes_since(before).await?;
+    let mut hits = Vec::new();
+    let mut covered = Coverage::default();
+    let mut ran = Vec::new();
+    for rule in set.iter() {
+        let reads = engine.rule_datasets(rule, params).await?;
+        if reads.is_disjoint(&changes.datasets) {
+            continue;
+        }
+        let subjects = match rule.subject {
+            SubjectKind::Person => &changes.persons,
+            SubjectKind::Household => &changes.households,
+        };
+        if !subjects.is_empty() {
+            hits.extend(engine.run_rule_on(rule, params, subjects).await?);
+        }
+        covered
+            .rules
+            .push((rule.id.clone(), Some(subjects.iter().cloned().collect())));
+        ran.push(rule);
+    }
+    if ran.is_empty() {
+        return Ok(None);
+    }
+    let note = format!(
+        " (after lake version {}: {} changed rows, {} persons, {} households evaluated)",
+        before.version(),
+        changes.rows,
+        changes.persons.len(),
+        changes.households.len()
+    );
+    store_run(
+        engine, set, &ran, params, store, hits, covered, started_at, &note,
+    )
+    .await
+    .map(Some)
+}
+
+/// Record a run's hits as cases, with their evidence and regions.
+#[allow(clippy::too_many_arguments)]
+async fn store_run(
+    engine: &Engine,
+    set: &RuleSet,
+    selected: &[&hedui_engine::rules::RuleDef],
+    params: &BTreeMap<String, String>,
+    store: &CaseStore,
+    hits: Vec<Hit>,
+    covered: Coverage,
+    started_at: chrono::DateTime<chrono::Utc>,
+    note: &str,
+) -> Result<Recorded> {
     let rows = engine.load_evidence(&hits).await?;
     let fingerprint = hits_fingerprint(&hits);
     // Unique also for runs started in the same microsecond on the same lake (a scheduler
@@ -112,8 +183,7 @@ pub async fn record(
         std::process::id(),
         RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
-    let selected = set.select(ids)?;
-    let kinds: HashMap<&str, hedui_engine::rules::SubjectKind> =
+    let kinds: HashMap<&str, SubjectKind> =
         set.iter().map(|r| (r.id.as_str(), r.subject)).collect();
     let subjects: Vec<_> = hits
         .iter()
@@ -145,15 +215,18 @@ pub async fn record(
         hits_fingerprint: fingerprint,
         new_cases: 0,
     };
-    let raised = store.record_run(&mut run, &new_hits).await?;
+    let raised = store.record_run(&mut run, &new_hits, &covered).await?;
     let summary = format!(
-        "run {run_id}: {} hits on lake version {}; cases: {} new, {} already open, {} suppressed (closed with the same evidence)",
+        "run {run_id}{note}: {} hits on lake version {}; cases: {} new, {} already open ({} brought up to date), {} suppressed (closed with the same evidence), {} no longer found",
         hits.len(),
         engine.snapshot().version(),
         raised.new,
         raised.already_open,
-        raised.suppressed
+        raised.updated,
+        raised.suppressed,
+        raised.gone
     );
+    tracing::info!(run = %run_id, hits = hits.len(), new = raised.new, gone = raised.gone, "run recorded");
     Ok(Recorded {
         hits,
         rows,

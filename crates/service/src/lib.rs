@@ -9,6 +9,7 @@ pub mod checks;
 pub mod households;
 pub mod persons;
 pub mod precomputed;
+pub mod sources;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -88,6 +89,11 @@ pub struct Service {
     /// The datasets each rule reads, once planned: a caller sees a rule's hits only if granted
     /// them all.
     rule_datasets: tokio::sync::OnceCell<BTreeMap<String, BTreeSet<String>>>,
+    /// The lake version the case store is known to agree with (continuous verification); the
+    /// lock also lets one verification run at a time.
+    verified: tokio::sync::Mutex<Option<u64>>,
+    /// Whether hits are verified again after every commit.
+    pub continuous: bool,
 }
 
 impl Service {
@@ -109,7 +115,50 @@ impl Service {
             person_checks,
             case_access,
             rule_datasets: tokio::sync::OnceCell::new(),
+            verified: tokio::sync::Mutex::new(None),
+            continuous: true,
         }
+    }
+
+    /// Continuous verification: if batches were committed since the case store last agreed with
+    /// the lake, run the rules again for what they changed and record the run (new cases,
+    /// updated ones, hits gone). A city whose rules have never run is left to its first
+    /// `hedui check`, unless its lake was empty when serving began. The summary of the run, if
+    /// one was made.
+    pub async fn verify_changes(&self) -> Result<Option<String>> {
+        if !self.continuous {
+            return Ok(None);
+        }
+        let mut verified = self.verified.lock().await;
+        let engine = self.policy.engine();
+        let now = engine.snapshot().version();
+        let recorded = self.cases.last_run_version().await?;
+        let baseline = match (recorded, *verified) {
+            (Some(r), Some(v)) => Some(r.max(v)),
+            (Some(r), None) => Some(r),
+            (None, Some(v)) => Some(v),
+            // Never checked: only a lake that starts empty is verified from nothing.
+            (None, None) if now == 0 => Some(0),
+            (None, None) => None,
+        };
+        let Some(baseline) = baseline else {
+            return Ok(None);
+        };
+        if baseline >= now {
+            *verified = Some(baseline);
+            return Ok(None);
+        }
+        let before = hedui_lake::Snapshot::at(engine.snapshot().root(), baseline)?;
+        let done = checks::record_changes(
+            &engine,
+            &before,
+            &self.rules,
+            &self.rule_params,
+            &self.cases,
+        )
+        .await?;
+        *verified = Some(now);
+        Ok(done.map(|d| d.summary))
     }
 
     /// The datasets each rule reads.

@@ -33,7 +33,10 @@ async fn exercise(store: &CaseStore) {
         hits_fingerprint: "abc".into(),
         new_cases: 0,
     };
-    store.record_run(&mut run, &[]).await.unwrap();
+    store
+        .record_run(&mut run, &[], &hedui_cases::Coverage::default())
+        .await
+        .unwrap();
     assert_eq!(store.run("run-1").await.unwrap(), run);
     assert!(store.run("run-9").await.is_err());
 
@@ -43,7 +46,8 @@ async fn exercise(store: &CaseStore) {
         Raised {
             new: 2,
             already_open: 0,
-            suppressed: 0
+            suppressed: 0,
+            ..Default::default()
         }
     );
     // The same hits again: their cases are open, nothing new.
@@ -52,7 +56,8 @@ async fn exercise(store: &CaseStore) {
         Raised {
             new: 0,
             already_open: 2,
-            suppressed: 0
+            suppressed: 0,
+            ..Default::default()
         }
     );
 
@@ -141,7 +146,8 @@ async fn exercise(store: &CaseStore) {
         Raised {
             new: 0,
             already_open: 1,
-            suppressed: 1
+            suppressed: 1,
+            ..Default::default()
         }
     );
     // New evidence for A (another payment): raised again as a new case.
@@ -153,7 +159,8 @@ async fn exercise(store: &CaseStore) {
         Raised {
             new: 1,
             already_open: 0,
-            suppressed: 0
+            suppressed: 0,
+            ..Default::default()
         }
     );
     let cases = store.cases().await.unwrap();
@@ -470,4 +477,100 @@ async fn workflow(store: &CaseStore) {
     );
     let district_stats = store.stats(&district, None).await.unwrap();
     assert_eq!(district_stats.by_rule_region.len(), 1);
+}
+
+fn run_record(id: &str) -> RunRecord {
+    RunRecord {
+        id: id.into(),
+        started_at: "2026-01-05T00:00:00Z".into(),
+        lake_version: 1,
+        rules: BTreeMap::from([("R1".into(), 1)]),
+        params: BTreeMap::new(),
+        hits: 0,
+        hits_fingerprint: "x".into(),
+        new_cases: 0,
+    }
+}
+
+/// A run brings an open case's evidence up to date when its hit grew, and marks it when the
+/// hit is gone, but only for the subjects it evaluated; found again, the mark goes.
+#[tokio::test]
+async fn open_cases_follow_their_hits() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cases.db").display());
+    let store = CaseStore::open(&url).await.unwrap();
+    let all = hedui_cases::Coverage::all(["R1".to_string()]);
+    store
+        .record_run(
+            &mut run_record("run-1"),
+            &[hit("R1", "A", "e1"), hit("R1", "B", "e2")],
+            &all,
+        )
+        .await
+        .unwrap();
+    let mut grown = hit("R1", "A", "e1-more");
+    grown.months.push("2025-06".into());
+    grown.amount_cents = Some(900_000);
+    let only_a = hedui_cases::Coverage {
+        rules: vec![("R1".into(), Some(["A".to_string()].into_iter().collect()))],
+    };
+    let raised = store
+        .record_run(&mut run_record("run-2"), &[grown], &only_a)
+        .await
+        .unwrap();
+    assert_eq!((raised.new, raised.updated, raised.gone), (0, 1, 0));
+    let cases = store.cases().await.unwrap();
+    let a = cases.iter().find(|c| c.subject == "A").unwrap();
+    assert_eq!(a.months.len(), 3);
+    assert_eq!(a.amount_cents, Some(900_000));
+    assert_eq!(cases.len(), 2, "an updated hit is the same case");
+
+    // B's hit is gone, but this run evaluated only A: B is not marked.
+    let raised = store
+        .record_run(&mut run_record("run-3"), &[], &only_a)
+        .await
+        .unwrap();
+    assert_eq!(raised.gone, 1);
+    let cases = store.cases().await.unwrap();
+    assert_eq!(
+        cases
+            .iter()
+            .find(|c| c.subject == "A")
+            .unwrap()
+            .gone_run
+            .as_deref(),
+        Some("run-3")
+    );
+    assert!(
+        cases
+            .iter()
+            .find(|c| c.subject == "B")
+            .unwrap()
+            .gone_run
+            .is_none()
+    );
+    let raised = store
+        .record_run(&mut run_record("run-4"), &[hit("R1", "A", "e1-more")], &all)
+        .await
+        .unwrap();
+    assert_eq!(raised.gone, 1, "B is gone in a full run");
+    let cases = store.cases().await.unwrap();
+    assert!(
+        cases
+            .iter()
+            .find(|c| c.subject == "A")
+            .unwrap()
+            .gone_run
+            .is_none(),
+        "found again"
+    );
+    assert_eq!(
+        cases
+            .iter()
+            .find(|c| c.subject == "B")
+            .unwrap()
+            .gone_run
+            .as_deref(),
+        Some("run-4")
+    );
 }

@@ -70,8 +70,16 @@ pub async fn run(command: Command, config: Option<std::path::PathBuf>) -> Result
             )
             .await
         }
-        Command::Serve { lake, http, pg } => {
-            let cfg = settings()?;
+        Command::Serve {
+            lake,
+            http,
+            pg,
+            connectors,
+        } => {
+            let mut cfg = settings()?;
+            if connectors.is_some() {
+                cfg.sources.connectors = connectors;
+            }
             let lake = lake.unwrap_or_else(|| cfg.lake.path.clone());
             serve::run(&cfg, config.as_deref(), &lake, http, pg).await
         }

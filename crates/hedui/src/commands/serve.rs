@@ -42,6 +42,19 @@ pub async fn serve_with(
         "" | "off" => None,
         s => Some(addr(s, "--pg")?),
     };
+    let sources = match &cfg.sources.connectors {
+        Some(connectors) => Some(Arc::new(hedui_service::sources::Sources::load(
+            connectors, lake,
+        )?)),
+        None => None,
+    };
+    if let Some(s) = &sources
+        && s.scheduled().next().is_some()
+        && !lake.join(hedui_lake::LOG_DIR).is_dir()
+    {
+        // A city whose sources are all pulled starts with an empty lake.
+        drop(hedui_lake::LakeWriter::open(lake)?);
+    }
     let access = super::access::open(cfg, config_file, lake).await?;
     let rules = super::check::rule_set(cfg.rules.dir.as_deref(), &cfg.rules.parameters)?;
     let cases_url = Some(cfg.cases.url.clone())
@@ -59,6 +72,9 @@ pub async fn serve_with(
         hedui_service::precomputed::PersonChecks::new(cfg.server.precompute_person_checks),
         cfg.access.effective_case_access(),
     );
+    if let Some(s) = &sources {
+        s.spawn();
+    }
     let state = Arc::new(AppState {
         service: Arc::new(service),
         auth: access.auth,

@@ -112,6 +112,16 @@ impl Dialect {
     }
 }
 
+/// The same code for either driver (their connection and row types differ).
+macro_rules! on_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            Conn::Postgres($c) => $body,
+            Conn::MySql($c) => $body,
+        }
+    };
+}
+
 impl Conn {
     async fn connect(dialect: Dialect, url: &str) -> std::result::Result<Conn, String> {
         let connect = async {
@@ -158,26 +168,16 @@ impl Conn {
     }
 
     async fn describe(&mut self, sql: &str) -> sqlx::Result<Vec<SourceColumn>> {
-        let columns = |name: &str, ty: &str| SourceColumn {
-            name: name.to_string(),
-            type_name: ty.to_string(),
-        };
-        Ok(match self {
-            Conn::Postgres(c) => c
-                .describe(sql)
-                .await?
-                .columns()
-                .iter()
-                .map(|col| columns(col.name(), col.type_info().name()))
-                .collect(),
-            Conn::MySql(c) => c
-                .describe(sql)
-                .await?
-                .columns()
-                .iter()
-                .map(|col| columns(col.name(), col.type_info().name()))
-                .collect(),
-        })
+        Ok(on_conn!(self, c => c
+            .describe(sql)
+            .await?
+            .columns()
+            .iter()
+            .map(|col| SourceColumn {
+                name: col.name().to_string(),
+                type_name: col.type_info().name().to_string(),
+            })
+            .collect()))
     }
 
     /// Run a query whose columns are all text; NULL is `None`.
@@ -186,29 +186,16 @@ impl Conn {
         sql: &str,
         params: &[String],
     ) -> sqlx::Result<Vec<Vec<Option<String>>>> {
-        Ok(match self {
-            Conn::Postgres(c) => {
-                let mut q = sqlx::query(sql);
-                for p in params {
-                    q = q.bind(p);
-                }
-                q.fetch_all(&mut *c)
-                    .await?
-                    .iter()
-                    .map(|r| (0..r.len()).map(|i| r.try_get(i)).collect())
-                    .collect::<sqlx::Result<_>>()?
+        on_conn!(self, c => {
+            let mut q = sqlx::query(sql);
+            for p in params {
+                q = q.bind(p);
             }
-            Conn::MySql(c) => {
-                let mut q = sqlx::query(sql);
-                for p in params {
-                    q = q.bind(p);
-                }
-                q.fetch_all(&mut *c)
-                    .await?
-                    .iter()
-                    .map(|r| (0..r.len()).map(|i| r.try_get(i)).collect())
-                    .collect::<sqlx::Result<_>>()?
-            }
+            q.fetch_all(&mut *c)
+                .await?
+                .iter()
+                .map(|r| (0..r.len()).map(|i| r.try_get(i)).collect())
+                .collect()
         })
     }
 
@@ -218,28 +205,12 @@ impl Conn {
         sql: &str,
         mut each: impl FnMut(Vec<Option<String>>),
     ) -> sqlx::Result<()> {
-        match self {
-            Conn::Postgres(c) => {
-                let mut rows = sqlx::query(sql).fetch(&mut *c);
-                while let Some(r) = rows.try_next().await? {
-                    each(
-                        (0..r.len())
-                            .map(|i| r.try_get(i))
-                            .collect::<sqlx::Result<_>>()?,
-                    );
-                }
+        on_conn!(self, c => {
+            let mut rows = sqlx::query(sql).fetch(&mut *c);
+            while let Some(r) = rows.try_next().await? {
+                each((0..r.len()).map(|i| r.try_get(i)).collect::<sqlx::Result<_>>()?);
             }
-            Conn::MySql(c) => {
-                let mut rows = sqlx::query(sql).fetch(&mut *c);
-                while let Some(r) = rows.try_next().await? {
-                    each(
-                        (0..r.len())
-                            .map(|i| r.try_get(i))
-                            .collect::<sqlx::Result<_>>()?,
-                    );
-                }
-            }
-        }
+        });
         Ok(())
     }
 }

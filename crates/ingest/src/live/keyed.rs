@@ -347,6 +347,7 @@ impl<'a> KeyedPull<'a> {
             supersedes: Vec::new(),
             delivery: None,
             pull: Some(state),
+            cadence_secs: self.mapping.cadence.map(|d| d.as_secs()),
             remove: std::mem::take(&mut self.remove),
         };
         lake.commit(batch, meta)?;

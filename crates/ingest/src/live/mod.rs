@@ -4,25 +4,23 @@
 //! rows replace their earlier version, deleted rows are taken out) and records where it stands
 //! only in the commit of the batch that consumed it.
 //!
-//! Each attempt, successful or not, is also recorded in `_pulls/<source>.json` (last success,
-//! last error, failures in a row): what the data page, the metrics and the scheduler show.
+//! Each attempt, successful or not, is also recorded in the lake's pull status
+//! ([`hedui_lake::pulls`]): what the data page, the metrics and the scheduler show.
 
 mod database;
 mod http;
 mod keyed;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
+use hedui_lake::pulls::{read_status, write_status};
 use hedui_lake::{Counts, LakeWriter};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::mapping::{Mapping, Origin};
 use crate::report::FileReport;
 use crate::{Error, Result};
-
-/// Where pull attempts are recorded inside the lake.
-pub const PULLS_DIR: &str = "_pulls";
 
 #[derive(Debug, Clone, Default)]
 pub struct PullOptions {
@@ -57,55 +55,20 @@ pub struct PullReport {
     pub lake_version: u64,
 }
 
-/// The last attempts to pull a source, kept beside the lake.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PullStatus {
-    pub source: String,
-    pub last_attempt_at: Option<DateTime<Utc>>,
-    pub last_success_at: Option<DateTime<Utc>>,
-    /// The last attempt's error, if it failed.
-    pub last_error: Option<String>,
-    /// Failed attempts since the last success.
-    pub failures: u32,
-    /// Failed attempts ever (for the metrics).
-    pub failures_total: u64,
-}
-
-fn status_path(lake: &Path, source: &str) -> PathBuf {
-    lake.join(PULLS_DIR).join(format!("{source}.json"))
-}
-
-/// The recorded attempts of `source` (default when it was never pulled).
-pub fn read_status(lake: &Path, source: &str) -> PullStatus {
-    std::fs::read(status_path(lake, source))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_else(|| PullStatus {
-            source: source.to_string(),
-            ..Default::default()
-        })
-}
-
-fn write_status(lake: &Path, status: &PullStatus) -> Result<()> {
-    let path = status_path(lake, &status.source);
-    let dir = path.parent().expect("pulls dir");
-    let io = |e| Error::Io {
-        path: path.clone(),
-        source: e,
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join(format!(".{}.tmp", status.source));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(status).expect("serialises")).map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)
-}
-
 /// Pull one live source into the lake at `lake_dir` now. Blocking (it runs its own runtime for
 /// the database driver): call it from a thread, not from async code.
 pub fn pull(mapping: &Mapping, lake_dir: &Path, opts: &PullOptions) -> Result<PullReport> {
     let started_at = Utc::now();
+    // The lake's lock first: a pull that waits for another writer has not failed.
+    let lake = LakeWriter::open(lake_dir)?;
     let mut status = read_status(lake_dir, &mapping.id);
     status.last_attempt_at = Some(started_at);
-    let result = pull_now(mapping, lake_dir, opts, started_at);
+    status.running_since = Some(started_at);
+    status.cadence_secs = mapping.cadence.map(|d| d.as_secs());
+    // Written before the pull too: a pull killed half-way is seen as interrupted.
+    write_status(lake_dir, &status)?;
+    let result = pull_now(lake, mapping, opts, started_at);
+    status.running_since = None;
     match &result {
         Ok(_) => {
             status.last_success_at = Some(Utc::now());
@@ -119,20 +82,16 @@ pub fn pull(mapping: &Mapping, lake_dir: &Path, opts: &PullOptions) -> Result<Pu
             status.failures_total += 1;
         }
     }
-    // The lake must exist for the status to be kept beside it.
-    if lake_dir.is_dir() {
-        write_status(lake_dir, &status)?;
-    }
+    write_status(lake_dir, &status)?;
     result
 }
 
 fn pull_now(
+    mut lake: LakeWriter,
     mapping: &Mapping,
-    lake_dir: &Path,
     opts: &PullOptions,
     started_at: DateTime<Utc>,
 ) -> Result<PullReport> {
-    let mut lake = LakeWriter::open(lake_dir)?;
     let mut report = PullReport {
         source: mapping.id.clone(),
         started_at,

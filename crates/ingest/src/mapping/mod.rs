@@ -245,6 +245,12 @@ impl Mapping {
                 live::schedule(text.get_ref()).map_err(|m| err(text.span(), m))?,
             )),
         };
+        if let (Some(text), Origin::Files) = (&spec.source.schedule, &origin) {
+            return Err(err(
+                text.span(),
+                "`schedule` is for live sources ([source.database], [source.http]); delivered files are ingested with `hedui ingest`".into(),
+            ));
+        }
         let cadence = match &spec.source.cadence {
             None => None,
             Some(text) => Some(live::cadence(text.get_ref()).map_err(|m| err(text.span(), m))?),

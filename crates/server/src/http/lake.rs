@@ -114,6 +114,9 @@ pub async fn overview(
         "lake_version": snapshot.version(),
         "datasets": datasets.into_values().collect::<Vec<_>>(),
         "batches": batches,
+        // Each source's last pull or delivery, as-of date, lag and cadence; `stale` when later
+        // than its cadence.
+        "sources": hedui_lake::freshness(snapshot, chrono::Utc::now()),
     }))
     .into_response())
 }

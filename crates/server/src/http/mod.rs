@@ -169,9 +169,12 @@ async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let engine = state.policy().engine();
+    let now = chrono::Utc::now();
+    let sources = hedui_lake::freshness(engine.snapshot(), now);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        state.metrics.render() + &crate::metrics::render_sources(&sources, now),
     )
 }
 

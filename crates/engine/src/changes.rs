@@ -1,0 +1,196 @@
+//! What changed in the lake between two snapshots, in the terms rules are evaluated in: the
+//! datasets touched and the subjects (persons, dibao households) whose rows were added or taken
+//! out. A rule's result for a subject depends only on the rows of that subject (and, for a
+//! household, of its members), so evaluating the rules again for these subjects alone gives
+//! exactly what a full run would give for them, and the same as before for everyone else.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::PathBuf;
+
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::prelude::{ParquetReadOptions, SessionContext, col};
+use hedui_lake::{DataFile, KEYS_DATASET, Snapshot};
+use hedui_model::{Catalog, ColumnType};
+
+use crate::{Engine, Result};
+
+/// Subjects per query: keeps `IN` lists of literals to a size the planner handles quickly.
+const SUBJECTS_PER_QUERY: usize = 20_000;
+
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    pub datasets: BTreeSet<String>,
+    /// Resident IDs (18 characters) in rows added or taken out.
+    pub persons: BTreeSet<String>,
+    /// Dibao household numbers in rows added or taken out, and the households (then or now)
+    /// of every changed person.
+    pub households: BTreeSet<String>,
+    /// Rows added and taken out, over all datasets.
+    pub rows: u64,
+}
+
+/// Rows of a file, or only those not in another file (a batch rewritten without some rows).
+struct Piece {
+    dataset: String,
+    path: PathBuf,
+    minus: Option<PathBuf>,
+}
+
+fn pieces(before: &Snapshot, after: &Snapshot) -> Vec<Piece> {
+    let data = |f: &&DataFile| f.dataset != KEYS_DATASET && f.rows > 0;
+    let mut out = Vec::new();
+    let was_live: HashSet<&str> = before.live_commits().map(|c| c.batch.as_str()).collect();
+    let is_live: HashSet<&str> = after.live_commits().map(|c| c.batch.as_str()).collect();
+    // Added: batches live now that were not live before.
+    for c in after
+        .live_commits()
+        .filter(|c| !was_live.contains(c.batch.as_str()))
+    {
+        for f in after.files_of(c).iter().filter(data) {
+            out.push(Piece {
+                dataset: f.dataset.clone(),
+                path: after.root().join(&f.path),
+                minus: None,
+            });
+        }
+    }
+    for c in before.live_commits() {
+        let old = before.files_of(c);
+        if !is_live.contains(c.batch.as_str()) {
+            // Taken out whole: a later delivery replaced it.
+            for f in old.iter().filter(data) {
+                out.push(Piece {
+                    dataset: f.dataset.clone(),
+                    path: before.root().join(&f.path),
+                    minus: None,
+                });
+            }
+            continue;
+        }
+        let new = after.batch_files(&c.batch);
+        if new == old {
+            continue;
+        }
+        // Rewritten: the rows taken out are the old files' rows missing from the new ones.
+        for f in old.iter().filter(data) {
+            let now = new.iter().find(|n| n.dataset == f.dataset);
+            if now.is_some_and(|n| n.path == f.path) {
+                continue;
+            }
+            out.push(Piece {
+                dataset: f.dataset.clone(),
+                path: before.root().join(&f.path),
+                minus: now.map(|n| after.root().join(&n.path)),
+            });
+        }
+    }
+    out
+}
+
+impl Engine {
+    /// What changed from `before` (an earlier snapshot of this engine's lake) to now.
+    pub async fn changes_since(&self, before: &Snapshot) -> Result<Changes> {
+        let mut changes = Changes::default();
+        let ctx = SessionContext::new();
+        let catalog = Catalog::builtin();
+        for piece in pieces(before, self.snapshot()) {
+            changes.datasets.insert(piece.dataset.clone());
+            let Ok(def) = catalog.get(&piece.dataset) else {
+                continue;
+            };
+            let mut columns: Vec<&str> = def
+                .columns
+                .iter()
+                .filter(|c| c.ty == ColumnType::ResidentId)
+                .map(|c| c.name.as_str())
+                .collect();
+            let households = def.column("household_no").is_some();
+            if households {
+                columns.push("household_no");
+            }
+            let path = piece.path.to_string_lossy().to_string();
+            let mut df = ctx
+                .read_parquet(path, ParquetReadOptions::default())
+                .await?;
+            if let Some(minus) = &piece.minus {
+                let kept = ctx
+                    .read_parquet(
+                        minus.to_string_lossy().to_string(),
+                        ParquetReadOptions::default(),
+                    )
+                    .await?
+                    .select(vec![col("_row").alias("kept_row")])?;
+                df = df.join(
+                    kept,
+                    datafusion::common::JoinType::LeftAnti,
+                    &["_row"],
+                    &["kept_row"],
+                    None,
+                )?;
+            }
+            let projected: Vec<_> = columns.iter().map(|c| col(*c)).collect();
+            let batches = if projected.is_empty() {
+                df.select(vec![col("_row")])?.collect().await?
+            } else {
+                df.select(projected)?.collect().await?
+            };
+            for b in &batches {
+                changes.rows += b.num_rows() as u64;
+                for (i, name) in columns.iter().enumerate() {
+                    // Parquet text may come back as string views.
+                    let text = cast(b.column(i), &DataType::Utf8)?;
+                    let values = text.as_string::<i32>();
+                    let into = if *name == "household_no" {
+                        &mut changes.households
+                    } else {
+                        &mut changes.persons
+                    };
+                    for v in values.iter().flatten() {
+                        into.insert(v.to_string());
+                    }
+                }
+            }
+        }
+        // The households changed persons belong to, as the roster says now and said before.
+        if !changes.persons.is_empty() {
+            let persons: Vec<&String> = changes.persons.iter().collect();
+            let earlier = Engine::with_snapshot(before.clone(), self.options()).await?;
+            for engine in [self, &earlier] {
+                for chunk in persons.chunks(SUBJECTS_PER_QUERY) {
+                    let sql = format!(
+                        "SELECT DISTINCT household_no FROM dibao_members WHERE person_id IN ({})",
+                        quoted(chunk.iter().map(|s| s.as_str()))
+                    );
+                    let (_, batches) = engine.lookup(&sql).await?;
+                    for b in &batches {
+                        let text = cast(b.column(0), &DataType::Utf8)?;
+                        let values = text.as_string::<i32>();
+                        for v in values.iter().flatten() {
+                            changes.households.insert(v.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(changes)
+    }
+}
+
+/// `'a', 'b'` for an `IN` list. Subjects are resident IDs and household numbers as stored;
+/// quotes are doubled all the same.
+pub(crate) fn quoted<'a>(values: impl Iterator<Item = &'a str>) -> String {
+    values
+        .map(|v| format!("'{}'", v.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `subjects` in groups small enough for one query each.
+pub fn subject_chunks(subjects: &BTreeSet<String>) -> Vec<Vec<&str>> {
+    let all: Vec<&str> = subjects.iter().map(String::as_str).collect();
+    all.chunks(SUBJECTS_PER_QUERY)
+        .map(<[&str]>::to_vec)
+        .collect()
+}
