@@ -70,19 +70,6 @@ fn verified_version(db: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn ingest_into(data: &Path, lake: &Path) {
-    run_ok(
-        hedui()
-            .arg("ingest")
-            .arg("--connectors")
-            .arg(connectors_dir())
-            .arg("--data")
-            .arg(data)
-            .arg("--lake")
-            .arg(lake),
-    );
-}
-
 /// A full check of the lake as it is, into a store of its own.
 fn from_scratch(lake: &Path, dir: &Path, step: usize) -> (BTreeSet<String>, BTreeSet<String>) {
     let db = dir.join(format!("fresh-{step}.db"));
@@ -135,7 +122,7 @@ fn a_city_fed_month_by_month_is_verified_as_a_full_check_would() {
     copy_dir(&city.data(), &data, &|rel| {
         (2..=12).any(|m| monthly(rel, m))
     });
-    ingest_into(&data, &lake);
+    ingest(&data, &lake);
     run_ok(
         hedui()
             .args(["check", "--format", "csv", "--lake"])
@@ -156,7 +143,7 @@ fn a_city_fed_month_by_month_is_verified_as_a_full_check_would() {
     for month in 2..=12u32 {
         let (before, _) = cases_in(&store);
         copy_dir(&city.data(), &data, &|rel| !monthly(rel, month));
-        ingest_into(&data, &lake);
+        ingest(&data, &lake);
         let what = format!("the pensions of 2025-{month:02}");
         wait_verified(&what);
         let (served, _) = cases_in(&store);
@@ -185,7 +172,7 @@ fn a_city_fed_month_by_month_is_verified_as_a_full_check_would() {
     let text = std::fs::read(&prison).unwrap();
     let header_end = text.iter().position(|b| *b == b'\n').unwrap() + 1;
     std::fs::write(&prison, &text[..header_end]).unwrap();
-    ingest_into(&data, &lake);
+    ingest(&data, &lake);
     wait_verified("the corrected prison register");
     let (served, gone) = cases_in(&store);
     let (fresh, _) = from_scratch(&lake, dir.path(), 99);

@@ -39,6 +39,21 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// The API mapping as `hedui serve` runs it: its token from a file beside it (the server's
+/// environment is not the test's), pulled on `schedule` (lines for `[source]`).
+fn on_schedule(connectors: &Path, schedule: &str) {
+    std::fs::write(connectors.join("token"), api::TOKEN).unwrap();
+    let path = connectors.join("deaths.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(
+            "bearer_env = \"HEDUI_TEST_API_TOKEN\"",
+            "bearer_file = \"token\"",
+        )
+        .replace("[source.http]", &format!("{schedule}\n[source.http]"));
+    std::fs::write(path, text).unwrap();
+}
+
 /// Serve `lake` with the mappings of `connectors` (a hedui.toml naming them).
 fn serve(dir: &Path, lake: &Path, connectors: &Path) -> Server {
     let config = dir.join("hedui.toml");
@@ -158,18 +173,7 @@ status = "status"
     let dir = tempfile::tempdir().unwrap();
     let connectors = dir.path().join("connectors");
     api::mapping(&connectors, server.port, api::Paging::Page, 5, 2);
-    std::fs::write(connectors.join("token"), api::TOKEN).unwrap();
-    let text = std::fs::read_to_string(connectors.join("deaths.toml"))
-        .unwrap()
-        .replace(
-            "bearer_env = \"HEDUI_TEST_API_TOKEN\"",
-            "bearer_file = \"token\"",
-        )
-        .replace(
-            "[source.http]",
-            "schedule = \"*/2 * * * * *\"\n[source.http]",
-        );
-    std::fs::write(connectors.join("deaths.toml"), text).unwrap();
+    on_schedule(&connectors, "schedule = \"*/2 * * * * *\"");
     let lake = dir.path().join("lake");
     kill_mid_pull_and_restart(dir.path(), &lake, &connectors, "deaths_api");
     api::assert_loaded_once(&lake, &records);
@@ -192,18 +196,10 @@ fn a_failing_source_is_retried_counted_and_shown_and_holds_up_no_other() {
     let dir = tempfile::tempdir().unwrap();
     let connectors = dir.path().join("connectors");
     api::mapping(&connectors, server.port, api::Paging::Token, 9, 50);
-    std::fs::write(connectors.join("token"), api::TOKEN).unwrap();
-    let text = std::fs::read_to_string(connectors.join("deaths.toml"))
-        .unwrap()
-        .replace(
-            "bearer_env = \"HEDUI_TEST_API_TOKEN\"",
-            "bearer_file = \"token\"",
-        )
-        .replace(
-            "[source.http]",
-            "schedule = \"*/1 * * * * *\"\ncadence = \"1h\"\n[source.http]",
-        );
-    std::fs::write(connectors.join("deaths.toml"), text).unwrap();
+    on_schedule(
+        &connectors,
+        "schedule = \"*/1 * * * * *\"\ncadence = \"1h\"",
+    );
     // A registry database that is not there: every pull fails.
     std::fs::write(
         connectors.join("broken.url"),
