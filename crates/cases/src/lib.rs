@@ -62,6 +62,10 @@ pub struct RunRecord {
     /// SHA-256 over the hits (rule, subject, months, amount, evidence), in order.
     pub hits_fingerprint: String,
     pub new_cases: u64,
+    /// An incremental run verified the changes after this lake version, for the subjects whose
+    /// rows changed; its `rules` are all it verified (those reading nothing that changed too).
+    /// `None`: every subject was evaluated.
+    pub changed_since: Option<u64>,
 }
 
 /// A hit as the store needs it.
@@ -215,8 +219,8 @@ impl CaseStore {
         raised.gone = mark_gone(&mut tx, &run.id, covered, hits).await?;
         run.new_cases = raised.new;
         sqlx::query(
-            "INSERT INTO runs (id, started_at, lake_version, rules, params, hits, hits_fingerprint, new_cases) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO runs (id, started_at, lake_version, rules, params, hits, hits_fingerprint, new_cases, changed_since) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&run.id)
         .bind(&run.started_at)
@@ -226,6 +230,7 @@ impl CaseStore {
         .bind(run.hits as i64)
         .bind(&run.hits_fingerprint)
         .bind(run.new_cases as i64)
+        .bind(run.changed_since.map(|v| v as i64))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -233,15 +238,25 @@ impl CaseStore {
     }
 
     /// The newest lake version a recorded run read (`None`: no run yet).
-    pub async fn last_run_version(&self) -> Result<Option<u64>> {
-        let row = sqlx::query("SELECT MAX(lake_version) AS v FROM runs")
-            .fetch_one(&self.pool)
+    /// The newest lake version a run verified every one of `rules` (id -> version) on: what the
+    /// store agrees with the lake about for that rule set. A run of some rules only (`hedui
+    /// check --rule`) or of an earlier version of one does not count.
+    pub async fn verified_version(&self, rules: &BTreeMap<String, u32>) -> Result<Option<u64>> {
+        let rows = sqlx::query("SELECT lake_version, rules FROM runs ORDER BY lake_version DESC")
+            .fetch_all(&self.pool)
             .await?;
-        Ok(row.try_get::<Option<i64>, _>("v")?.map(|v| v as u64))
+        for row in rows {
+            let ran: BTreeMap<String, u32> =
+                serde_json::from_str(&row.try_get::<String, _>("rules")?).unwrap_or_default();
+            if rules.iter().all(|(id, v)| ran.get(id) == Some(v)) {
+                return Ok(Some(row.try_get::<i64, _>("lake_version")? as u64));
+            }
+        }
+        Ok(None)
     }
 
     pub async fn run(&self, id: &str) -> Result<RunRecord> {
-        let row = sqlx::query("SELECT id, started_at, lake_version, rules, params, hits, hits_fingerprint, new_cases FROM runs WHERE id = $1")
+        let row = sqlx::query("SELECT id, started_at, lake_version, rules, params, hits, hits_fingerprint, new_cases, changed_since FROM runs WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -255,6 +270,9 @@ impl CaseStore {
             hits: row.try_get::<i64, _>("hits")? as u64,
             hits_fingerprint: row.try_get("hits_fingerprint")?,
             new_cases: row.try_get::<i64, _>("new_cases")? as u64,
+            changed_since: row
+                .try_get::<Option<i64>, _>("changed_since")?
+                .map(|v| v as u64),
         })
     }
 

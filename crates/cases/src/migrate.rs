@@ -66,6 +66,12 @@ const MIGRATIONS: &[(i64, Step)] = &[
         // The run that no longer found an open case's hit (the source rows changed), if any.
         Step::AddColumns(&[("cases", "gone_run", "TEXT")]),
     ),
+    (
+        5,
+        // An incremental run: the lake version it verified the changes from (NULL: every
+        // subject was evaluated).
+        Step::AddColumns(&[("runs", "changed_since", "BIGINT")]),
+    ),
 ];
 
 /// Bring the store to the newest schema version.

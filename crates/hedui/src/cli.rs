@@ -156,8 +156,13 @@ pub enum Command {
         #[arg(long)]
         cases: Option<String>,
         /// Run a recorded run again, on the lake as it was, and check the hits are the same.
-        #[arg(long, value_name = "RUN_ID")]
+        #[arg(long, value_name = "RUN_ID", conflicts_with = "changed")]
         rerun: Option<String>,
+        /// Verify only what changed since the case store's last run, as `hedui serve` does after
+        /// every new lake version: the rules reading a changed dataset, for the persons and
+        /// households whose rows changed (a store with no run yet gets a full check).
+        #[arg(long, conflicts_with = "rules")]
+        changed: bool,
     },
     /// The rules this city runs (built in, plus its rules directory): list them or show one.
     Rules {

@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use hedui_cases::{CaseStore, Coverage, NewHit, RunRecord, sha256_hex};
+use hedui_engine::changes::Changes;
 use hedui_engine::check::{EvidenceRef, Hit};
 use hedui_engine::evidence::EvidenceRow;
-use hedui_engine::rules::{RuleSet, SubjectKind};
+use hedui_engine::rules::{RuleDef, RuleSet, SubjectKind};
 use hedui_engine::{Engine, EngineOptions};
 use hedui_lake::Snapshot;
 
@@ -103,28 +104,39 @@ pub async fn record(
     let selected = set.select(ids)?;
     let covered = Coverage::all(selected.iter().map(|r| r.id.clone()));
     store_run(
-        engine, set, &selected, params, store, hits, covered, started_at, "",
+        engine, set, &selected, params, store, hits, covered, started_at, None,
     )
     .await
 }
 
-/// After the lake moved on from `before`, run again the rules that read a dataset that
-/// changed, for the subjects whose rows changed, and record that run: new hits become cases,
-/// open cases are brought up to date or marked when their hit is gone, exactly as a full run
-/// would leave them. `None` when nothing a rule reads changed.
-pub async fn record_changes(
+/// The rule versions of a set: what a run must have verified for the store to agree with the
+/// lake about the whole set.
+pub fn rule_versions(set: &RuleSet) -> BTreeMap<String, u32> {
+    set.iter().map(|r| (r.id.clone(), r.version)).collect()
+}
+
+/// What an incremental evaluation found: the hits of the changed subjects, what it evaluated,
+/// and which rules read a changed dataset (the others had nothing to evaluate).
+struct Evaluated {
+    hits: Vec<Hit>,
+    covered: Coverage,
+    ran: usize,
+    changes: Changes,
+}
+
+/// Run `rules` (each with its parameters) again for the subjects whose rows changed since
+/// `before`: a rule's result for a subject depends only on that subject's rows, so these are
+/// exactly the hits a full run would now give for them.
+async fn evaluate_changes(
     engine: &Engine,
     before: &Snapshot,
-    set: &RuleSet,
-    params: &BTreeMap<String, String>,
-    store: &CaseStore,
-) -> Result<Option<Recorded>> {
-    let started_at = chrono::Utc::now();
+    rules: &[(&RuleDef, BTreeMap<String, String>)],
+) -> Result<Evaluated> {
     let changes = engine.changes_since(before).await?;
     let mut hits = Vec::new();
     let mut covered = Coverage::default();
-    let mut ran = Vec::new();
-    for rule in set.iter() {
+    let mut ran = 0;
+    for (rule, params) in rules {
         let reads = engine.rule_datasets(rule, params).await?;
         if reads.is_disjoint(&changes.datasets) {
             continue;
@@ -139,23 +151,87 @@ pub async fn record_changes(
         covered
             .rules
             .push((rule.id.clone(), Some(subjects.iter().cloned().collect())));
-        ran.push(rule);
+        ran += 1;
     }
-    if ran.is_empty() {
+    Ok(Evaluated {
+        hits,
+        covered,
+        ran,
+        changes,
+    })
+}
+
+/// After the lake moved on from `before`, run again the rules that read a dataset that
+/// changed, for the subjects whose rows changed, and record that run: new hits become cases,
+/// open cases are brought up to date or marked when their hit is gone, exactly as a full run
+/// would leave them. The run is recorded as verifying every rule of the set (those that read
+/// nothing changed are as verified as before). `None` when nothing a rule reads changed.
+pub async fn record_changes(
+    engine: &Engine,
+    before: &Snapshot,
+    set: &RuleSet,
+    params: &BTreeMap<String, String>,
+    store: &CaseStore,
+) -> Result<Option<Recorded>> {
+    let started_at = chrono::Utc::now();
+    let rules: Vec<_> = set.iter().map(|r| (r, params.clone())).collect();
+    let done = evaluate_changes(engine, before, &rules).await?;
+    if done.ran == 0 {
         return Ok(None);
     }
     let note = format!(
-        " (after lake version {}: {} changed rows, {} persons, {} households evaluated)",
+        " (changes after lake version {}: {} rows, {} persons, {} households evaluated)",
         before.version(),
-        changes.rows,
-        changes.persons.len(),
-        changes.households.len()
+        done.changes.rows,
+        done.changes.persons.len(),
+        done.changes.households.len()
     );
+    let selected: Vec<_> = set.iter().collect();
     store_run(
-        engine, set, &ran, params, store, hits, covered, started_at, &note,
+        engine,
+        set,
+        &selected,
+        params,
+        store,
+        done.hits,
+        done.covered,
+        started_at,
+        Some((before.version(), &note)),
     )
     .await
     .map(Some)
+}
+
+/// Verify what changed since the store last agreed with the lake about the whole rule set
+/// ([`record_changes`] from that version); a store that never did gets a full check.
+pub async fn record_since_last(
+    engine: &Engine,
+    set: &RuleSet,
+    params: &BTreeMap<String, String>,
+    store: &CaseStore,
+) -> Result<Recorded> {
+    let Some(last) = store.verified_version(&rule_versions(set)).await? else {
+        return record(engine, set, &[], params, store).await;
+    };
+    let now = engine.snapshot().version();
+    let nothing = |why: String| Recorded {
+        hits: Vec::new(),
+        rows: HashMap::new(),
+        summary: why,
+    };
+    if last >= now {
+        return Ok(nothing(format!(
+            "lake version {now} is verified already: nothing to run"
+        )));
+    }
+    let before = Snapshot::at(engine.snapshot().root(), last)?;
+    Ok(record_changes(engine, &before, set, params, store)
+        .await?
+        .unwrap_or_else(|| {
+            nothing(format!(
+                "nothing any rule reads changed after lake version {last}: nothing to run"
+            ))
+        }))
 }
 
 /// Record a run's hits as cases, with their evidence and regions.
@@ -169,8 +245,9 @@ async fn store_run(
     hits: Vec<Hit>,
     covered: Coverage,
     started_at: chrono::DateTime<chrono::Utc>,
-    note: &str,
+    incremental: Option<(u64, &str)>,
 ) -> Result<Recorded> {
+    let note = incremental.map_or("", |(_, note)| note);
     let rows = engine.load_evidence(&hits).await?;
     let fingerprint = hits_fingerprint(&hits);
     // Unique also for runs started in the same microsecond on the same lake (a scheduler
@@ -214,6 +291,7 @@ async fn store_run(
         hits: hits.len() as u64,
         hits_fingerprint: fingerprint,
         new_cases: 0,
+        changed_since: incremental.map(|(since, _)| since),
     };
     let raised = store.record_run(&mut run, &new_hits, &covered).await?;
     let summary = format!(
@@ -256,7 +334,7 @@ pub async fn reproduce(
         )));
     }
     let engine = Engine::with_snapshot(snapshot, engine_options).await?;
-    let mut hits = Vec::new();
+    let mut rules = Vec::new();
     for (id, version) in &record.rules {
         let rule = set.select(std::slice::from_ref(id))?.remove(0);
         if rule.version != *version {
@@ -265,9 +343,22 @@ pub async fn reproduce(
                 rule.version
             )));
         }
-        let params = record.params.get(id).cloned().unwrap_or_default();
-        hits.extend(engine.run_rule(rule, &params).await?);
+        rules.push((rule, record.params.get(id).cloned().unwrap_or_default()));
     }
+    let hits = match record.changed_since {
+        // An incremental run: the same changes, evaluated again for the same subjects.
+        Some(since) => {
+            let before = Snapshot::at(lake, since)?;
+            evaluate_changes(&engine, &before, &rules).await?.hits
+        }
+        None => {
+            let mut hits = Vec::new();
+            for (rule, params) in &rules {
+                hits.extend(engine.run_rule(rule, params).await?);
+            }
+            hits
+        }
+    };
     if hits_fingerprint(&hits) != record.hits_fingerprint {
         return Err(not(format!(
             "{} hits now, {} then, or their months, amounts or evidence differ",

@@ -132,7 +132,10 @@ impl Service {
         let mut verified = self.verified.lock().await;
         let engine = self.policy.engine();
         let now = engine.snapshot().version();
-        let recorded = self.cases.last_run_version().await?;
+        let recorded = self
+            .cases
+            .verified_version(&checks::rule_versions(&self.rules))
+            .await?;
         let baseline = match (recorded, *verified) {
             (Some(r), Some(v)) => Some(r.max(v)),
             (Some(r), None) => Some(r),

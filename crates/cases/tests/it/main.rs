@@ -32,6 +32,7 @@ async fn exercise(store: &CaseStore) {
         hits: 2,
         hits_fingerprint: "abc".into(),
         new_cases: 0,
+        changed_since: Some(20),
     };
     store
         .record_run(&mut run, &[], &hedui_cases::Coverage::default())
@@ -489,7 +490,53 @@ fn run_record(id: &str) -> RunRecord {
         hits: 0,
         hits_fingerprint: "x".into(),
         new_cases: 0,
+        changed_since: None,
     }
+}
+
+/// The version continuous verification starts from is the newest a run verified the whole rule
+/// set on: a run of one rule, or of another version of a rule, does not move it.
+#[tokio::test]
+async fn the_verified_version_needs_every_rule_of_the_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cases.db").display());
+    let store = CaseStore::open(&url).await.unwrap();
+    let set = |rules: &[(&str, u32)]| -> BTreeMap<String, u32> {
+        rules.iter().map(|(r, v)| (r.to_string(), *v)).collect()
+    };
+    let both = set(&[("R1", 1), ("R2", 1)]);
+    assert_eq!(store.verified_version(&both).await.unwrap(), None);
+    for (id, version, rules) in [
+        ("run-a", 3, both.clone()),
+        ("run-b", 5, set(&[("R1", 1)])),
+        ("run-c", 7, set(&[("R1", 1), ("R2", 2)])),
+    ] {
+        let mut run = RunRecord {
+            lake_version: version,
+            rules,
+            ..run_record(id)
+        };
+        store
+            .record_run(&mut run, &[], &hedui_cases::Coverage::default())
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.verified_version(&both).await.unwrap(), Some(3));
+    assert_eq!(
+        store.verified_version(&set(&[("R1", 1)])).await.unwrap(),
+        Some(7)
+    );
+    assert_eq!(
+        store
+            .verified_version(&set(&[("R1", 1), ("R2", 2)]))
+            .await
+            .unwrap(),
+        Some(7)
+    );
+    assert_eq!(
+        store.verified_version(&set(&[("R3", 1)])).await.unwrap(),
+        None
+    );
 }
 
 /// A run brings an open case's evidence up to date when its hit grew, and marks it when the

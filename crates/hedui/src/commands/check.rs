@@ -18,6 +18,7 @@ pub struct CheckArgs {
     pub lake: PathBuf,
     pub cases: String,
     pub rerun: Option<String>,
+    pub changed: bool,
     pub format: OutputFormat,
     pub out: Option<PathBuf>,
     pub rules_dir: Option<PathBuf>,
@@ -86,6 +87,10 @@ pub async fn run(args: &CheckArgs) -> Result<ExitCode> {
         .with_workflow(args.workflow.clone())?;
     let done = match &args.rerun {
         Some(run_id) => checks::reproduce(&args.lake, &args.engine, &set, &store, run_id).await?,
+        None if args.changed => {
+            let engine = Engine::open_with(&args.lake, &args.engine).await?;
+            checks::record_since_last(&engine, &set, &args.params, &store).await?
+        }
         None => {
             let engine = Engine::open_with(&args.lake, &args.engine).await?;
             checks::record(&engine, &set, &args.rules, &args.params, &store).await?

@@ -133,6 +133,7 @@ pub async fn run(command: Command, config: Option<std::path::PathBuf>) -> Result
             params,
             cases,
             rerun,
+            changed,
         } => {
             let cfg = settings()?;
             // The file's parameters, then the command line's.
@@ -147,6 +148,7 @@ pub async fn run(command: Command, config: Option<std::path::PathBuf>) -> Result
                 lake,
                 cases,
                 rerun,
+                changed,
                 format,
                 out,
                 rules_dir: rules_dir.or_else(|| cfg.rules.dir.clone()),

@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Benchmark (not a test): continuous verification against a full check, and the pull rate from
+PostgreSQL against `COPY ... TO STDOUT`, on a generated city, in the same run.
+
+    pip install psycopg[binary] duckdb
+    python3 bench/continuous_vs_full.py --persons 1000000
+
+What is timed:
+1. The city's deliveries up to November (every file, the death certificates without the deaths
+   of December, no December pensions) are ingested and checked with `hedui check`: the case store
+   a city has when December arrives.
+2. December arrives: its pension payments (one file, every pensioner) and its death
+   certificates (a new page). Both are ingested, then, each on its own copy of the store:
+   - full: `hedui check`, every rule over the whole lake (what a city without continuous
+     verification runs);
+   - incremental: `hedui check --changed`, what `hedui serve` runs after each new lake version:
+     the rules reading a changed dataset, for the persons and households whose rows changed.
+   Both stores must end with the same cases (the script compares them); the ratio is
+   full / incremental.
+3. The city's contribution records are loaded into this machine's PostgreSQL as a department's
+   table; `hedui pull` takes the whole table into a fresh lake (keyset pages, one repeatable-read
+   snapshot, the rows parsed and written as Parquet with their key index), next to `psql`'s
+   `COPY table TO STDOUT` of the same table to /dev/null (the fastest any client can read it).
+"""
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG = "postgres://postgres@127.0.0.1:5432/test"
+TABLE = "bench_contributions"
+DECEMBER = "202512"
+
+
+def hedui_binary() -> Path:
+    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/hedui-target"))
+    subprocess.run(["cargo", "build", "--release", "-p", "hedui", "--quiet"], cwd=ROOT, check=True,
+                   env={**os.environ, "CARGO_TARGET_DIR": str(target)})
+    return target / "release" / "hedui"
+
+
+def timed(cmd, **kw):
+    """Run a command to completion; (wall seconds, stdout, stderr). Exits on failure."""
+    t = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    wall = time.perf_counter() - t
+    if p.returncode != 0:
+        sys.exit(f"error: {' '.join(map(str, cmd))} failed:\n{p.stderr[-3000:]}")
+    return wall, p.stdout, p.stderr
+
+
+def is_december(record) -> bool:
+    date = str(record.get("swrq", "")).replace("-", "").replace("/", "")
+    return date.startswith(DECEMBER)
+
+
+def split_deliveries(city: Path, before: Path, december: Path):
+    """`before`: the city's files as of the end of November; `december`: what December adds."""
+    data = city / "data"
+    for src in data.rglob("*"):
+        if src.is_dir():
+            continue
+        rel = src.relative_to(data)
+        if src.name == f"养老金发放明细_{DECEMBER}.csv":
+            dst = december / rel
+        elif src.suffix == ".json" and "死亡医学证明" in str(rel):
+            page = json.loads(src.read_text(encoding="utf-8"))
+            records = page["data"]["list"]
+            late = [r for r in records if is_december(r)]
+            page["data"]["list"] = [r for r in records if not is_december(r)]
+            (before / rel).parent.mkdir(parents=True, exist_ok=True)
+            (before / rel).write_text(json.dumps(page, ensure_ascii=False), encoding="utf-8")
+            if late:
+                page["data"]["list"] = late
+                out = december / rel.parent / DECEMBER / rel.name
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(page, ensure_ascii=False), encoding="utf-8")
+            continue
+        else:
+            dst = before / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.link(src, dst)
+
+
+def cases_of(db: Path):
+    c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    rows = c.execute("SELECT rule_id, subject, months, amount_cents, evidence_fingerprint, gone_run IS NULL "
+                     "FROM cases").fetchall()
+    c.close()
+    return sorted(rows)
+
+
+def rule_ms(stderr: str) -> float:
+    total = 0.0
+    for line in stderr.splitlines():
+        try:
+            ev = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        f = ev.get("fields", {})
+        if f.get("message") == "rule ran":
+            total += f["ms"]
+    return total / 1000
+
+
+def verification(hedui: Path, city: Path, work: Path):
+    before, december = work / "delivered", work / "december"
+    for d in (before, december):
+        shutil.rmtree(d, ignore_errors=True)
+    split_deliveries(city, before, december)
+    lake = work / "lake"
+    shutil.rmtree(lake, ignore_errors=True)
+    store = work / "store-november.db"
+    store.unlink(missing_ok=True)
+    wall, _, _ = timed([hedui, "ingest", "--connectors", ROOT / "connectors", "--data", before, "--lake", lake])
+    print(f"ingest up to November: {wall:.1f} s")
+    wall, _, _ = timed([hedui, "check", "--lake", lake, "--cases", f"sqlite://{store}", "--format", "csv",
+                        "--out", work / "hits-november.csv"])
+    print(f"hedui check up to November: {wall:.1f} s, {len(cases_of(store)):,} cases")
+
+    # December's files join the delivery directory; the ingest takes the new ones.
+    for src in december.rglob("*"):
+        if src.is_file():
+            dst = before / src.relative_to(december)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.link(src, dst)
+    wall, out, _ = timed([hedui, "ingest", "--connectors", ROOT / "connectors", "--data", before, "--lake", lake])
+    print(f"ingest of December's pensions and deaths: {wall:.1f} s")
+
+    env = {**os.environ, "HEDUI_LOG": "hedui_engine=info,warn"}
+    runs = {}
+    for name, extra in (("full", []), ("incremental", ["--changed"])):
+        db = work / f"store-{name}.db"
+        shutil.copy(store, db)
+        wall, _, err = timed([hedui, "--log-json", "check", "--lake", lake, "--cases", f"sqlite://{db}",
+                              "--format", "csv", "--out", work / f"hits-{name}.csv", *extra], env=env)
+        runs[name] = {"s": wall, "rules_s": rule_ms(err), "db": db,
+                      "summary": [l for l in err.splitlines() if not l.startswith("{")][-1:]}
+    same = cases_of(runs["full"]["db"]) == cases_of(runs["incremental"]["db"])
+    full, inc = runs["full"], runs["incremental"]
+    print(f"\nafter December ({len(cases_of(full['db'])):,} cases in the store):")
+    print(f"{'run':<12} {'wall s':>8} {'rule queries s':>15}")
+    for name in ("full", "incremental"):
+        print(f"{name:<12} {runs[name]['s']:>8.2f} {runs[name]['rules_s']:>15.2f}")
+    for line in inc["summary"]:
+        print(f"incremental: {line}")
+    print(f"ratio full / incremental: {full['s'] / inc['s']:.1f}x wall (goal: at least 20x), "
+          f"{full['rules_s'] / max(inc['rules_s'], 1e-9):.1f}x in the rule queries")
+    print(f"the two stores hold the same cases: {'yes' if same else 'NO'}")
+    return same
+
+
+def pull_rate(hedui: Path, lake: Path, work: Path):
+    import duckdb
+    import psycopg
+
+    files = [str(p) for p in sorted((lake / "contributions").glob("*.parquet"))]
+    con = duckdb.connect()
+    csv = work / "contributions.csv"
+    con.execute(
+        "COPY (SELECT row_number() OVER () AS id, person_id AS id_no, employer_name AS employer, "
+        "employer_credit_code AS credit_code, strftime(month, '%Y%m') AS pay_month, "
+        "CAST(base AS VARCHAR) AS base, TIMESTAMPTZ '2026-11-01 08:00:00+08' AS updated_at "
+        f"FROM read_parquet({files!r})) TO '{csv}' (HEADER false)")
+    with psycopg.connect(PG, autocommit=True) as pg:
+        pg.execute(f"DROP TABLE IF EXISTS {TABLE}")
+        pg.execute(f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, id_no char(18) NOT NULL, employer varchar(200), "
+                   "credit_code varchar(18), pay_month char(6) NOT NULL, base decimal(12,2), "
+                   "updated_at timestamptz NOT NULL)")
+        with pg.cursor().copy(f"COPY {TABLE} FROM STDIN (FORMAT csv)") as cp, open(csv, "rb") as f:
+            while chunk := f.read(1 << 20):
+                cp.write(chunk)
+        pg.execute(f"ANALYZE {TABLE}")
+        rows = pg.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+    csv.unlink()
+
+    connectors = work / "live-connectors"
+    shutil.rmtree(connectors, ignore_errors=True)
+    connectors.mkdir()
+    (connectors / "contributions.toml").write_text(f'''[source]
+id = "contributions_live"
+title = "人社局 缴费库"
+[source.database]
+url_env = "HEDUI_BENCH_PG"
+table = "{TABLE}"
+key = "id"
+cursor = "updated_at"
+
+[[target]]
+dataset = "contributions"
+[target.columns]
+person_id = "id_no"
+employer_name = "employer"
+employer_credit_code = "credit_code"
+month = "pay_month"
+base = "base"
+''', encoding="utf-8")
+    pulled = work / "lake-pulled"
+    shutil.rmtree(pulled, ignore_errors=True)
+    report = work / "pull-report.json"
+    wall, _, _ = timed([hedui, "pull", "contributions_live", "--connectors", connectors, "--lake", pulled,
+                        "--report", report], env={**os.environ, "HEDUI_BENCH_PG": PG})
+    loaded = json.loads(report.read_text())
+    t = time.perf_counter()
+    with open(os.devnull, "wb") as null:
+        subprocess.run(["psql", "-X", "-q", PG, "-c", f"COPY {TABLE} TO STDOUT"], stdout=null, check=True)
+    copy_s = time.perf_counter() - t
+    print(f"\npull from PostgreSQL, {rows:,} rows ({TABLE}):")
+    print(f"{'reader':<34} {'s':>7} {'rows/s':>11}")
+    print(f"{'hedui pull (into the lake)':<34} {wall:>7.2f} {rows / wall:>11,.0f}")
+    print(f"{'psql COPY ... TO STDOUT':<34} {copy_s:>7.2f} {rows / copy_s:>11,.0f}")
+    print(f"ratio hedui pull / COPY: {wall / copy_s:.1f}x the time")
+    totals = loaded.get("totals", loaded)
+    print(f"pull report: {json.dumps(totals, ensure_ascii=False)[:300]}")
+    with psycopg.connect(PG, autocommit=True) as pg:
+        pg.execute(f"DROP TABLE IF EXISTS {TABLE}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--persons", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/hedui-bench-continuous"))
+    ap.add_argument("--hedui", type=Path, help="a hedui binary (default: build the release binary)")
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    hedui = args.hedui or hedui_binary()
+    city = args.work / f"city-{args.persons}-{args.seed}"
+    if not (city / "truth.json").exists():
+        wall, _, _ = timed([hedui, "generate", "--persons", str(args.persons), "--seed", str(args.seed),
+                            "--out", city])
+        print(f"generate {args.persons:,} persons: {wall:.1f} s")
+    same = verification(hedui, city, args.work)
+    pull_rate(hedui, args.work / "lake", args.work)
+    if not same:
+        sys.exit("error: the incremental run left other cases than the full run")
+
+
+if __name__ == "__main__":
+    main()
