@@ -16,9 +16,6 @@ use hedui_model::{Catalog, ColumnType};
 
 use crate::{Engine, Result};
 
-/// Subjects per query: keeps `IN` lists of literals to a size the planner handles quickly.
-const SUBJECTS_PER_QUERY: usize = 20_000;
-
 #[derive(Debug, Clone, Default)]
 pub struct Changes {
     pub datasets: BTreeSet<String>,
@@ -154,21 +151,23 @@ impl Engine {
             }
         }
         // The households changed persons belong to, as the roster says now and said before.
+        // The roster is small beside the persons a month changes: read it whole.
         if !changes.persons.is_empty() {
-            let persons: Vec<&String> = changes.persons.iter().collect();
             let earlier = Engine::with_snapshot(before.clone(), self.options()).await?;
             for engine in [self, &earlier] {
-                for chunk in persons.chunks(SUBJECTS_PER_QUERY) {
-                    let sql = format!(
-                        "SELECT DISTINCT household_no FROM dibao_members WHERE person_id IN ({})",
-                        quoted(chunk.iter().map(|s| s.as_str()))
-                    );
-                    let (_, batches) = engine.lookup(&sql).await?;
-                    for b in &batches {
-                        let text = cast(b.column(0), &DataType::Utf8)?;
-                        let values = text.as_string::<i32>();
-                        for v in values.iter().flatten() {
-                            changes.households.insert(v.to_string());
+                let (_, batches) = engine
+                    .lookup("SELECT person_id, household_no FROM dibao_members")
+                    .await?;
+                for b in &batches {
+                    let persons = cast(b.column(0), &DataType::Utf8)?;
+                    let households = cast(b.column(1), &DataType::Utf8)?;
+                    let (persons, households) =
+                        (persons.as_string::<i32>(), households.as_string::<i32>());
+                    for (p, h) in persons.iter().zip(households.iter()) {
+                        if let (Some(p), Some(h)) = (p, h)
+                            && changes.persons.contains(p)
+                        {
+                            changes.households.insert(h.to_string());
                         }
                     }
                 }
@@ -176,21 +175,4 @@ impl Engine {
         }
         Ok(changes)
     }
-}
-
-/// `'a', 'b'` for an `IN` list. Subjects are resident IDs and household numbers as stored;
-/// quotes are doubled all the same.
-pub(crate) fn quoted<'a>(values: impl Iterator<Item = &'a str>) -> String {
-    values
-        .map(|v| format!("'{}'", v.replace('\'', "''")))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `subjects` in groups small enough for one query each.
-pub fn subject_chunks(subjects: &BTreeSet<String>) -> Vec<Vec<&str>> {
-    let all: Vec<&str> = subjects.iter().map(String::as_str).collect();
-    all.chunks(SUBJECTS_PER_QUERY)
-        .map(<[&str]>::to_vec)
-        .collect()
 }

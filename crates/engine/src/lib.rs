@@ -25,6 +25,7 @@ pub mod evidence;
 pub mod household;
 pub mod output;
 mod regions;
+pub mod requirements;
 pub mod rules;
 pub mod sandbox;
 pub mod system;

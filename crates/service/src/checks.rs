@@ -146,7 +146,11 @@ async fn evaluate_changes(
             SubjectKind::Household => &changes.households,
         };
         if !subjects.is_empty() {
-            hits.extend(engine.run_rule_on(rule, params, subjects).await?);
+            // The others are evaluated too: they cannot have a hit.
+            let could = engine.could_hit(rule, params, subjects).await?;
+            if !could.is_empty() {
+                hits.extend(engine.run_rule_on(rule, params, &could).await?);
+            }
         }
         covered
             .rules
