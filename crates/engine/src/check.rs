@@ -62,6 +62,31 @@ fn to_utf8(col: &dyn Array) -> Result<datafusion::arrow::array::StringArray> {
     Ok(cast(col, &DataType::Utf8)?.as_string::<i32>().clone())
 }
 
+/// A mistake in a rule's query (not the engine's failure), reported with the rule's file.
+fn in_rule(rule: &RuleDef, e: Error) -> Error {
+    match e {
+        Error::Query(message) => Error::Rule {
+            origin: rule.origin.clone(),
+            message,
+        },
+        other => other,
+    }
+}
+
+/// A rule's query that does not plan: the root cause's first line, with the rule's file.
+fn planning_error(rule: &RuleDef, e: datafusion::error::DataFusionError) -> Error {
+    Error::Rule {
+        origin: rule.origin.clone(),
+        message: e
+            .find_root()
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
 fn wrong_output(rule: &RuleDef, what: &str) -> Error {
     Error::Rule {
         origin: rule.origin.clone(),
@@ -78,16 +103,7 @@ impl Engine {
             .ctx
             .sql_with_options(&sql, crate::read_only())
             .await
-            .map_err(|e| Error::Rule {
-                origin: rule.origin.clone(),
-                message: e
-                    .find_root()
-                    .to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-            })?;
+            .map_err(|e| planning_error(rule, e))?;
         for name in ["subject", "month", "amount", "evidence", "detail"] {
             if df.schema().field_with_unqualified_name(name).is_err() {
                 return Err(wrong_output(rule, &format!("no column `{name}`")));
@@ -129,32 +145,16 @@ impl Engine {
                 rule.render(values)?,
                 literals.join(", ")
             );
-            let (_, batches) = self.lookup(&filtered).await.map_err(|e| match e {
-                Error::Query(m) => Error::Rule {
-                    origin: rule.origin.clone(),
-                    message: m,
-                },
-                other => other,
-            })?;
+            let (_, batches) = self.lookup(&filtered).await.map_err(|e| in_rule(rule, e))?;
             let hits = hits_of(rule, &batches)?;
             tracing::info!(rule = %rule.id, subjects = subjects.len(), hits = hits.len(), ms = started.elapsed().as_millis() as u64, "rule ran");
             return Ok(hits);
         }
-        let as_rule_error = |e: datafusion::error::DataFusionError| Error::Rule {
-            origin: rule.origin.clone(),
-            message: e
-                .find_root()
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_string(),
-        };
         let result = self
             .ctx
             .sql_with_options(&rule.render(values)?, crate::read_only())
             .await
-            .map_err(as_rule_error)?;
+            .map_err(|e| planning_error(rule, e))?;
         let wanted = RecordBatch::try_new(
             std::sync::Arc::new(Schema::new(vec![Field::new(
                 "hedui_subject",
@@ -232,13 +232,7 @@ impl Engine {
 
     async fn run_rule_sql(&self, rule: &RuleDef, sql: String) -> Result<Vec<Hit>> {
         let started = std::time::Instant::now();
-        let (_, batches) = self.query(&sql).await.map_err(|e| match e {
-            Error::Query(m) => Error::Rule {
-                origin: rule.origin.clone(),
-                message: m,
-            },
-            other => other,
-        })?;
+        let (_, batches) = self.query(&sql).await.map_err(|e| in_rule(rule, e))?;
         let hits = hits_of(rule, &batches)?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         tracing::info!(rule = %rule.id, rows, hits = hits.len(), ms = started.elapsed().as_millis() as u64, "rule ran");
