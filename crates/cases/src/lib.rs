@@ -237,7 +237,27 @@ impl CaseStore {
         Ok(raised)
     }
 
-    /// The newest lake version a recorded run read (`None`: no run yet).
+    /// The evidence the cases of these (rule, subject) pairs show, as recorded (JSON arrays of
+    /// rows): what a run may reuse instead of reading the same rows from the lake again.
+    pub async fn held_evidence(&self, pairs: &[(&str, &str)]) -> Result<Vec<serde_json::Value>> {
+        let mut conn = self.pool.acquire().await?;
+        let mut out = Vec::new();
+        for &(rule, subject) in pairs {
+            let rows =
+                sqlx::query("SELECT evidence FROM cases WHERE rule_id = $1 AND subject = $2")
+                    .bind(rule)
+                    .bind(subject)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            for row in rows {
+                if let Ok(v) = serde_json::from_str(&row.try_get::<String, _>("evidence")?) {
+                    out.push(v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The newest lake version a run verified every one of `rules` (id -> version) on: what the
     /// store agrees with the lake about for that rule set. A run of some rules only (`hedui
     /// check --rule`) or of an earlier version of one does not count.

@@ -2,14 +2,23 @@
 //! their months, amount and the references of the rows that prove them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Int64Type};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Decimal128Type, Field, Int64Type, Schema,
+};
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{Column, JoinType};
+use datafusion::logical_expr::utils::disjunction;
+use datafusion::logical_expr::{Expr, Filter, LogicalPlan};
+use datafusion::prelude::{DataFrame, col, lit};
+use hedui_model::{Catalog, ColumnType, ResidentId};
 use serde::Serialize;
 
-use crate::rules::RuleDef;
+use crate::rules::{RuleDef, SubjectKind};
 use crate::{Engine, Error, Result};
 
 /// A row of a dataset that proves a hit: its batch, its sheet (row numbers restart on each
@@ -123,64 +132,94 @@ impl Engine {
     }
 
     /// Run one rule for these subjects only (the subjects new rows can affect): exactly the
-    /// hits a full run would give for them. A few subjects (a day's deaths) become a condition
-    /// pushed into the rule's scans, for the files' bloom filters to skip every row group
-    /// without them; more are a table the rule's result is semi-joined with, in one query.
+    /// hits a full run would give for them. A rule's result for a subject depends only on the
+    /// subject's rows (see [`crate::changes`]), so every scan of the rule can be cut down to the
+    /// rows of these subjects (their keys, their household numbers) before anything is joined
+    /// or grouped: the rule then costs a filtered read of its datasets, and for a few subjects
+    /// (a day's deaths) the files' bloom filters skip the row groups without them. Beyond
+    /// [`PUSHED_SUBJECTS`] the whole rule runs and its result is semi-joined with the subjects.
     pub async fn run_rule_on(
         &self,
         rule: &RuleDef,
         values: &BTreeMap<String, String>,
         subjects: &BTreeSet<String>,
     ) -> Result<Vec<Hit>> {
-        use datafusion::arrow::array::StringArray;
-        use datafusion::arrow::datatypes::{Field, Schema};
         let started = std::time::Instant::now();
-        if subjects.len() <= PRUNED_SUBJECTS {
-            let literals: Vec<String> = subjects
-                .iter()
-                .map(|s| format!("'{}'", s.replace('\'', "''")))
-                .collect();
-            let filtered = format!(
-                "SELECT * FROM ({}) AS hedui_rule WHERE hedui_rule.subject IN ({})",
-                rule.render(values)?,
-                literals.join(", ")
-            );
-            let (_, batches) = self.lookup(&filtered).await.map_err(|e| in_rule(rule, e))?;
-            let hits = hits_of(rule, &batches)?;
-            tracing::info!(rule = %rule.id, subjects = subjects.len(), hits = hits.len(), ms = started.elapsed().as_millis() as u64, "rule ran");
-            return Ok(hits);
-        }
-        let result = self
+        let df = self
             .ctx
             .sql_with_options(&rule.render(values)?, crate::read_only())
             .await
             .map_err(|e| planning_error(rule, e))?;
-        let wanted = RecordBatch::try_new(
-            std::sync::Arc::new(Schema::new(vec![Field::new(
-                "hedui_subject",
-                DataType::Utf8,
-                false,
-            )])),
-            vec![std::sync::Arc::new(StringArray::from_iter_values(
-                subjects.iter(),
-            ))],
-        )?;
-        let batches = result
-            .join(
+        let result = if subjects.len() <= PUSHED_SUBJECTS {
+            let rows = self.rows_of(rule.subject, subjects).await?;
+            let plan = df
+                .into_unoptimized_plan()
+                .transform_up_with_subqueries(|node| rows.cut(node))?
+                .data;
+            let literals = subjects.iter().map(|s| lit(s.as_str())).collect();
+            DataFrame::new(self.lookup.state(), plan)
+                .filter(col("subject").in_list(literals, false))?
+        } else {
+            let wanted = RecordBatch::try_new(
+                Arc::new(Schema::new(vec![Field::new(
+                    "hedui_subject",
+                    DataType::Utf8,
+                    false,
+                )])),
+                vec![Arc::new(StringArray::from_iter_values(subjects.iter()))],
+            )?;
+            df.join(
                 self.ctx.read_batch(wanted)?,
-                datafusion::common::JoinType::LeftSemi,
+                JoinType::LeftSemi,
                 &["subject"],
                 &["hedui_subject"],
                 None,
             )?
+        };
+        let batches = result
             .collect()
-            .await?;
+            .await
+            .map_err(|e| in_rule(rule, crate::user_error(e)))?;
         let hits = hits_of(rule, &batches)?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         tracing::info!(rule = %rule.id, subjects = subjects.len(), rows, hits = hits.len(), ms = started.elapsed().as_millis() as u64, "rule ran");
         Ok(hits)
     }
 
+    /// What makes a row one of `subjects`' rows: for persons, a resident ID column naming one
+    /// (by its key); for households, its household number or a resident ID column naming one
+    /// of their members (as the roster lists them).
+    async fn rows_of(&self, kind: SubjectKind, subjects: &BTreeSet<String>) -> Result<SubjectRows> {
+        let mut rows = SubjectRows::default();
+        match kind {
+            SubjectKind::Person => {
+                rows.keys = subjects
+                    .iter()
+                    .filter_map(|s| ResidentId::parse(s).ok().map(|id| id.key()))
+                    .collect();
+            }
+            SubjectKind::Household => {
+                rows.households = subjects.clone();
+                let members = self
+                    .lookup
+                    .table("dibao_members")
+                    .await?
+                    .filter(
+                        col("household_no")
+                            .in_list(subjects.iter().map(|s| lit(s.as_str())).collect(), false),
+                    )?
+                    .select_columns(&["person_id_key"])?
+                    .collect()
+                    .await?;
+                for b in &members {
+                    let keys = cast(b.column(0), &DataType::Int64)?;
+                    rows.keys
+                        .extend(keys.as_primitive::<Int64Type>().iter().flatten());
+                }
+            }
+        }
+        Ok(rows)
+    }
     /// Run one rule for one subject only (a check at application time). `subject` must be a
     /// canonical resident ID or household number: it is checked to be letters and digits before
     /// it becomes a literal. The condition is pushed down into the rule's scans.
@@ -240,11 +279,64 @@ impl Engine {
     }
 }
 
-/// Up to this many subjects, a rule runs again with them as literals pushed into its scans: the
-/// longest `IN` list the Parquet pruning checks against bloom filters (DataFusion rewrites at
-/// most 20 values into its pruning predicate). More, and the rule's other scans, read whole
-/// for every group, would cost more than one semi-join.
-const PRUNED_SUBJECTS: usize = 20;
+/// Up to this many subjects, a rule runs again with every scan cut down to their rows (a hash
+/// set of their keys tested while decoding). More, and the lists would cost more to plan and
+/// test than the whole rule costs to run.
+pub(crate) const PUSHED_SUBJECTS: usize = 10_000;
+
+/// The rows of some subjects: those whose resident ID columns hold one of `keys`, or whose
+/// household number is one of `households`.
+#[derive(Default)]
+struct SubjectRows {
+    keys: BTreeSet<i64>,
+    households: BTreeSet<String>,
+}
+
+impl SubjectRows {
+    /// A scan of a canonical dataset, filtered to these rows where its columns can say whose
+    /// a row is; any other node (a scan of rows that are nobody's, a region table) as it is.
+    fn cut(&self, node: LogicalPlan) -> datafusion::error::Result<Transformed<LogicalPlan>> {
+        let LogicalPlan::TableScan(scan) = &node else {
+            return Ok(Transformed::no(node));
+        };
+        let Ok(def) = Catalog::builtin().get(scan.table_name.table()) else {
+            return Ok(Transformed::no(node));
+        };
+        let column = |name: &str| {
+            let c = Column::new(Some(scan.table_name.clone()), name);
+            scan.projected_schema
+                .has_column(&c)
+                .then_some(Expr::Column(c))
+        };
+        let mut tests = Vec::new();
+        if !self.keys.is_empty() {
+            let keys: Vec<Expr> = self.keys.iter().map(|k| lit(*k)).collect();
+            for c in def
+                .columns
+                .iter()
+                .filter(|c| c.ty == ColumnType::ResidentId)
+            {
+                if let Some(key) = column(&format!("{}_key", c.name)) {
+                    tests.push(key.in_list(keys.clone(), false));
+                }
+            }
+        }
+        if !self.households.is_empty()
+            && def.column("household_no").is_some()
+            && let Some(no) = column("household_no")
+        {
+            let numbers = self.households.iter().map(|h| lit(h.as_str())).collect();
+            tests.push(no.in_list(numbers, false));
+        }
+        let Some(test) = disjunction(tests) else {
+            return Ok(Transformed::no(node));
+        };
+        Ok(Transformed::yes(LogicalPlan::Filter(Filter::try_new(
+            test,
+            Arc::new(node),
+        )?)))
+    }
+}
 
 /// A rule's result rows as hits, one per subject.
 fn hits_of(rule: &RuleDef, batches: &[RecordBatch]) -> Result<Vec<Hit>> {

@@ -1,18 +1,21 @@
 //! Evidence: the lake rows a hit's references point at, each with where it came from (file,
 //! sheet, row), its batch and how fresh its source was (the batch's as-of date).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
 
+use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::json::ArrayWriter;
-use serde::Serialize;
+use datafusion::common::JoinType;
+use hedui_model::Catalog;
+use serde::{Deserialize, Serialize};
 
 use crate::check::{EvidenceRef, Hit};
 use crate::{Engine, Result};
 
-/// Rows fetched per query: keeps `IN` lists short.
-const CHUNK: usize = 500;
-
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvidenceRow {
     pub dataset: String,
     pub batch: String,
@@ -32,66 +35,128 @@ pub struct EvidenceRow {
     pub values: serde_json::Map<String, serde_json::Value>,
 }
 
+impl EvidenceRow {
+    /// The reference this row answers.
+    pub fn reference(&self) -> EvidenceRef {
+        EvidenceRef {
+            dataset: self.dataset.clone(),
+            batch: self.batch.clone(),
+            sheet: self.sheet.clone(),
+            row: self.row,
+        }
+    }
+}
+
 impl Engine {
     /// Fetch the rows behind every reference of `hits`, keyed by reference.
     pub async fn load_evidence(&self, hits: &[Hit]) -> Result<HashMap<EvidenceRef, EvidenceRow>> {
-        let commits: HashMap<&str, &hedui_lake::Commit> = self
-            .snapshot()
-            .commits()
-            .iter()
-            .map(|c| (c.batch.as_str(), c))
-            .collect();
-        let mut wanted: BTreeMap<&str, HashSet<&EvidenceRef>> = BTreeMap::new();
-        for r in hits.iter().flat_map(|h| &h.evidence) {
-            wanted.entry(&r.dataset).or_default().insert(r);
-        }
+        self.load_evidence_reusing(hits, HashMap::new()).await
+    }
+
+    /// [`Engine::load_evidence`], taking from `known` (the rows an open case already shows) the
+    /// rows it holds: a reference names one row of one delivered batch, whose values never
+    /// change (a batch's rows are dropped, never edited), so only the references not known are
+    /// read from the lake. How fresh each row's source is, is always judged anew.
+    pub async fn load_evidence_reusing(
+        &self,
+        hits: &[Hit],
+        mut known: HashMap<EvidenceRef, EvidenceRow>,
+    ) -> Result<HashMap<EvidenceRef, EvidenceRow>> {
         let mut out = HashMap::new();
-        for (dataset, refs) in wanted {
-            let refs: Vec<&EvidenceRef> = refs.into_iter().collect();
-            for chunk in refs.chunks(CHUNK) {
-                let batches: HashSet<&str> = chunk.iter().map(|r| r.batch.as_str()).collect();
-                let rows: HashSet<i64> = chunk.iter().map(|r| r.row).collect();
-                let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
-                let sql = format!(
-                    "SELECT * FROM {dataset} WHERE _batch IN ({}) AND _row IN ({})",
-                    batches
-                        .iter()
-                        .map(|b| quote(b))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    rows.iter()
-                        .map(i64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                let parsed = json_rows(self, &sql).await?;
-                let wanted_refs: HashSet<&EvidenceRef> = chunk.iter().copied().collect();
-                for values in parsed {
-                    let r = evidence_row(dataset, values, &commits);
-                    let key = EvidenceRef {
-                        dataset: dataset.to_string(),
-                        batch: r.batch.clone(),
-                        sheet: r.sheet.clone(),
-                        row: r.row,
-                    };
-                    // Batch and row alone match the same row number on every sheet.
-                    if wanted_refs.contains(&key) {
-                        out.insert(key, r);
-                    }
+        let mut wanted: BTreeMap<&str, BTreeSet<&EvidenceRef>> = BTreeMap::new();
+        for r in hits.iter().flat_map(|h| &h.evidence) {
+            if out.contains_key(r) {
+                continue;
+            }
+            match known.remove(r) {
+                Some(row) => {
+                    out.insert(r.clone(), row);
+                }
+                None => {
+                    wanted.entry(&r.dataset).or_default().insert(r);
                 }
             }
+        }
+        for (dataset, refs) in wanted {
+            self.fetch_rows(dataset, &refs, &mut out).await?;
         }
         let warnings: HashMap<String, String> =
             hedui_lake::freshness(self.snapshot(), chrono::Utc::now())
                 .into_iter()
                 .filter_map(|f| f.warning().map(|w| (f.source, w)))
                 .collect();
-        if !warnings.is_empty() {
-            for r in out.values_mut() {
-                r.stale = warnings.get(&r.source_id).cloned();
-            }
+        for r in out.values_mut() {
+            r.stale = warnings.get(&r.source_id).cloned();
         }
         Ok(out)
+    }
+
+    /// The rows of `dataset` behind `refs`, in one pass over the files of the batches they
+    /// name (not the whole dataset): the references are a table the files are semi-joined
+    /// with on batch and row, so their number costs no extra scans.
+    async fn fetch_rows(
+        &self,
+        dataset: &str,
+        refs: &BTreeSet<&EvidenceRef>,
+        out: &mut HashMap<EvidenceRef, EvidenceRow>,
+    ) -> Result<()> {
+        let snapshot = self.snapshot();
+        let batches: BTreeSet<&str> = refs.iter().map(|r| r.batch.as_str()).collect();
+        let files: Vec<PathBuf> = batches
+            .iter()
+            .flat_map(|b| snapshot.batch_files(b))
+            .filter(|f| f.dataset == dataset && f.rows > 0)
+            .map(|f| snapshot.root().join(&f.path))
+            .collect();
+        if files.is_empty() {
+            return Ok(());
+        }
+        let schema = Catalog::builtin()
+            .get(dataset)
+            .map_err(|e| crate::Error::Query(e.to_string()))?
+            .arrow_schema();
+        let table = self
+            .lookup
+            .read_table(crate::parquet_table(&files, schema)?)?;
+        let wanted = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("hedui_batch", DataType::Utf8, false),
+                Field::new("hedui_row", DataType::Int64, false),
+            ])),
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    refs.iter().map(|r| r.batch.as_str()),
+                )),
+                Arc::new(Int64Array::from_iter_values(refs.iter().map(|r| r.row))),
+            ],
+        )?;
+        // The small side (the references) is the one the join builds its table from.
+        let rows = self
+            .lookup
+            .read_batch(wanted)?
+            .join(
+                table,
+                JoinType::RightSemi,
+                &["hedui_batch", "hedui_row"],
+                &["_batch", "_row"],
+                None,
+            )?
+            .collect()
+            .await?;
+        let commits: HashMap<&str, &hedui_lake::Commit> = snapshot
+            .commits()
+            .iter()
+            .map(|c| (c.batch.as_str(), c))
+            .collect();
+        for values in json_of(&rows)? {
+            let row = evidence_row(dataset, values, &commits);
+            let key = row.reference();
+            // Batch and row alone match the same row number on every sheet.
+            if refs.contains(&key) {
+                out.insert(key, row);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -100,11 +165,15 @@ pub(crate) async fn json_rows(
     source: &dyn crate::RowSource,
     sql: &str,
 ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
-    let result = source.rows(sql).await?;
+    json_of(&source.rows(sql).await?)
+}
+
+/// Record batches as JSON objects (column -> value).
+fn json_of(batches: &[RecordBatch]) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
     let mut buf = Vec::new();
     {
         let mut w = ArrayWriter::new(&mut buf);
-        for b in &result {
+        for b in batches {
             w.write(b)?;
         }
         w.finish()?;

@@ -157,16 +157,7 @@ impl Engine {
                 ctx.register_table(def.name.as_str(), Arc::new(empty))?;
                 continue;
             }
-            let urls = files
-                .iter()
-                .map(|f| ListingTableUrl::parse(f.to_string_lossy()))
-                .collect::<datafusion::error::Result<Vec<_>>>()?;
-            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-                .with_file_extension(".parquet");
-            let config = ListingTableConfig::new_with_multi_paths(urls)
-                .with_listing_options(options)
-                .with_schema(schema);
-            ctx.register_table(def.name.as_str(), Arc::new(ListingTable::try_new(config)?))?;
+            ctx.register_table(def.name.as_str(), parquet_table(&files, schema)?)?;
         }
         system::register(&ctx, &snapshot).await?;
         // Point lookups (a few persons' rows, evidence rows) filter while decoding: only the key
@@ -212,6 +203,23 @@ impl Engine {
     pub async fn lookup(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         collect(&self.lookup, sql).await
     }
+}
+
+/// A table over these Parquet files of one dataset, read with the dataset's schema.
+pub(crate) fn parquet_table(
+    files: &[std::path::PathBuf],
+    schema: SchemaRef,
+) -> Result<Arc<ListingTable>> {
+    let urls = files
+        .iter()
+        .map(|f| ListingTableUrl::parse(f.to_string_lossy()))
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
+    Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
 async fn collect(ctx: &SessionContext, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {

@@ -19,11 +19,12 @@ use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Distinct, JoinType, LogicalPlan, LogicalPlanBuilder, TableScan};
 use hedui_model::{Catalog, ColumnType};
 
+use crate::check::PUSHED_SUBJECTS;
 use crate::rules::{RuleDef, SubjectKind};
 use crate::{Engine, Result};
 
-/// Once this few subjects are left, the rule runs for them (its scans pruned to them, see
-/// `Engine::run_rule_on`) rather than another clause being checked.
+/// Once this few subjects are left, the rule runs for them (its scans pruned to them by the
+/// files' bloom filters, see `Engine::run_rule_on`) rather than another clause being checked.
 const FEW_ENOUGH: usize = 20;
 /// Clauses kept from a union's product of its branches' clauses.
 const MAX_CLAUSES: usize = 64;
@@ -124,24 +125,36 @@ impl Engine {
         };
         let mut left: BTreeSet<String> = subjects.clone();
         let mut checked = 0;
+        // A scan's subjects, read once however many clauses name it (a union's product names
+        // each branch's scans in many); `None`: its rows are nobody's in particular.
+        let mut read: HashMap<String, Option<Present>> = HashMap::new();
         for clause in &required {
-            if left.len() <= FEW_ENOUGH {
+            // Once a clause has brought them within what a run cut down to their rows takes,
+            // checking another costs about what it would save.
+            if left.len() <= FEW_ENOUGH || (checked > 0 && left.len() <= PUSHED_SUBJECTS) {
                 break;
             }
-            let mut present = Present::default();
-            let mut known = true;
+            let mut names = Vec::new();
             for i in clause {
-                known &= self
-                    .present_in(&scans[*i], roster.as_ref(), &mut present)
-                    .await?;
+                let scan = &scans[*i];
+                let name = format!("{} {:?}", scan.table_name, scan.filters);
+                if !read.contains_key(&name) {
+                    let mut present = Present::default();
+                    let known = self.present_in(scan, roster.as_ref(), &mut present).await?;
+                    read.insert(name.clone(), known.then_some(present));
+                }
+                names.push(name);
             }
-            if !known {
-                // A scan whose rows are nobody's in particular: the clause says nothing.
+            let presents: Option<Vec<&Present>> = names.iter().map(|n| read[n].as_ref()).collect();
+            // A scan whose rows are nobody's in particular: the clause says nothing.
+            let Some(presents) = presents else {
                 continue;
-            }
-            left.retain(|s| match rule.subject {
-                SubjectKind::Person => id_key(s).is_some_and(|k| present.keys.contains(&k)),
-                SubjectKind::Household => present.households.contains(s),
+            };
+            left.retain(|s| {
+                presents.iter().any(|present| match rule.subject {
+                    SubjectKind::Person => id_key(s).is_some_and(|k| present.keys.contains(&k)),
+                    SubjectKind::Household => present.households.contains(s),
+                })
             });
             checked += 1;
         }

@@ -238,6 +238,26 @@ pub async fn record_since_last(
         }))
 }
 
+/// The evidence rows the store's cases of these hits already show, by reference: a month's
+/// run finds mostly the cases it found before, with a row or two more.
+async fn held_rows(store: &CaseStore, hits: &[Hit]) -> Result<HashMap<EvidenceRef, EvidenceRow>> {
+    let pairs: Vec<(&str, &str)> = hits
+        .iter()
+        .map(|h| (h.rule.as_str(), h.subject.as_str()))
+        .collect();
+    let held = store.held_evidence(&pairs).await?;
+    Ok(held
+        .into_iter()
+        .filter_map(|v| match v {
+            serde_json::Value::Array(rows) => Some(rows),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|v| serde_json::from_value::<EvidenceRow>(v).ok())
+        .map(|row| (row.reference(), row))
+        .collect())
+}
+
 /// Record a run's hits as cases, with their evidence and regions.
 #[allow(clippy::too_many_arguments)]
 async fn store_run(
@@ -252,7 +272,9 @@ async fn store_run(
     incremental: Option<(u64, &str)>,
 ) -> Result<Recorded> {
     let note = incremental.map_or("", |(_, note)| note);
-    let rows = engine.load_evidence(&hits).await?;
+    let rows = engine
+        .load_evidence_reusing(&hits, held_rows(store, &hits).await?)
+        .await?;
     let fingerprint = hits_fingerprint(&hits);
     // Unique also for runs started in the same microsecond on the same lake (a scheduler
     // starting several checks at once): the process and a counter within it.
