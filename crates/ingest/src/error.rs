@@ -37,6 +37,21 @@ pub enum Error {
     Lake(#[from] hedui_lake::Error),
 }
 
+impl Error {
+    /// What may be shown to whoever reads the source's status (the data page, `/metrics`
+    /// readers): a database's or an API's own error text can quote the values it choked on (a
+    /// cursor value, a record), so a failed pull says only that it failed and where the
+    /// details are. The other errors are hedui's own words about mappings, columns and files.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Pull { source_id, .. } => format!(
+                "{source_id}: 拉取失败，详情见服务器日志 (the pull failed; the server log has the details)"
+            ),
+            other => other.to_string(),
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 pub(crate) fn io_at(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {

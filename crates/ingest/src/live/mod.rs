@@ -77,7 +77,7 @@ pub fn pull(mapping: &Mapping, lake_dir: &Path, opts: &PullOptions) -> Result<Pu
         }
         Err(e) => {
             tracing::error!(source = %mapping.id, error = %e, "pull failed");
-            status.last_error = Some(e.to_string());
+            status.last_error = Some(e.public_message());
             status.failures += 1;
             status.failures_total += 1;
         }
