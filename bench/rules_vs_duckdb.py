@@ -206,11 +206,12 @@ def main() -> None:
     # hedui: the whole check, with a fresh case store so every hit is raised as a new case.
     cases_db = args.work / "bench-cases.db"
     cases_db.unlink(missing_ok=True)
-    env = {**os.environ, "HEDUI_LOG": "hedui_engine=info,warn"}
+    env = {**os.environ, "HEDUI_LOG": "hedui_engine=info,hedui_service=info,warn"}
     h_wall, h_rss, _, h_err = run_measured(
         [hedui, "--log-json", "check", "--lake", lake, "--cases", f"sqlite://{cases_db}", "--format", "csv",
          "--out", args.work / "hits.csv"], env=env)
     h = {}
+    recorded = {}
     for line in h_err.splitlines():
         try:
             ev = json.loads(line)
@@ -219,6 +220,8 @@ def main() -> None:
         f = ev.get("fields", {})
         if f.get("message") == "rule ran":
             h[f["rule"]] = {"rows": f["rows"], "hits": f["hits"], "s": f["ms"] / 1000}
+        elif f.get("message") == "run recorded":
+            recorded = f
     missing = [r for r in RULES if r not in h]
     if missing:
         sys.exit(f"error: no `rule ran` event for {missing} in hedui's log:\n{h_err[-2000:]}")
@@ -258,6 +261,11 @@ def main() -> None:
     print(f"whole command: `hedui check` {h_wall:.1f} s wall (rules + evidence rows + case store), "
           f"peak RSS {h_rss:.0f} MiB; DuckDB process {d_wall:.1f} s wall (views {d_setup:.2f} s), "
           f"peak RSS {d_rss:.0f} MiB")
+    if recorded:
+        rest = h_wall - th - (recorded["evidence_ms"] + recorded["regions_ms"] + recorded["store_ms"]) / 1000
+        print(f"split of `hedui check`: rules {th:.2f} s, evidence rows {recorded['evidence_ms'] / 1000:.2f} s, "
+              f"subjects' regions {recorded['regions_ms'] / 1000:.2f} s, case store {recorded['store_ms'] / 1000:.2f} s "
+              f"({recorded['hits']:,} hits, {recorded['new']:,} new cases), the rest (start, lake, planning) {rest:.2f} s")
     if mismatch:
         print("\nwarning: the two sides returned different row counts: " + "; ".join(mismatch))
         sys.exit(1)

@@ -6,6 +6,7 @@ pub(crate) mod databases;
 mod deliveries;
 mod formats;
 mod redelivery;
+mod threads;
 
 use std::path::Path;
 

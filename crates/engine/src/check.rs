@@ -144,13 +144,32 @@ impl Engine {
         values: &BTreeMap<String, String>,
         subjects: &BTreeSet<String>,
     ) -> Result<Vec<Hit>> {
+        let how = if subjects.len() <= PUSHED_SUBJECTS
+            && 4 * subjects.len() < self.subjects_in_lake(rule.subject).await?
+        {
+            SubjectRun::CutDown
+        } else {
+            SubjectRun::WholeRule
+        };
+        self.run_rule_on_as(rule, values, subjects, how).await
+    }
+
+    /// Run one rule for these subjects, the way `how` says; both give exactly the subjects' hits
+    /// of a full run.
+    pub async fn run_rule_on_as(
+        &self,
+        rule: &RuleDef,
+        values: &BTreeMap<String, String>,
+        subjects: &BTreeSet<String>,
+        how: SubjectRun,
+    ) -> Result<Vec<Hit>> {
         let started = std::time::Instant::now();
         let df = self
             .ctx
             .sql_with_options(&rule.render(values)?, crate::read_only())
             .await
             .map_err(|e| planning_error(rule, e))?;
-        let result = if subjects.len() <= PUSHED_SUBJECTS {
+        let result = if how == SubjectRun::CutDown {
             let rows = self.rows_of(rule.subject, subjects).await?;
             let plan = df
                 .into_unoptimized_plan()
@@ -182,8 +201,26 @@ impl Engine {
             .map_err(|e| in_rule(rule, crate::user_error(e)))?;
         let hits = hits_of(rule, &batches)?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-        tracing::info!(rule = %rule.id, subjects = subjects.len(), rows, hits = hits.len(), ms = started.elapsed().as_millis() as u64, "rule ran");
+        tracing::info!(rule = %rule.id, subjects = subjects.len(), ?how, rows, hits = hits.len(), ms = started.elapsed().as_millis() as u64, "rule ran");
         Ok(hits)
+    }
+
+    /// About how many subjects of `kind` the lake holds: rows of the registry, households on
+    /// the roster.
+    async fn subjects_in_lake(&self, kind: SubjectKind) -> Result<usize> {
+        Ok(match kind {
+            SubjectKind::Person => {
+                let rows = self.snapshot().row_counts();
+                rows.get("persons").copied().unwrap_or(0) as usize
+            }
+            SubjectKind::Household => {
+                let roster = self.roster().await?;
+                roster
+                    .values()
+                    .collect::<std::collections::HashSet<_>>()
+                    .len()
+            }
+        })
     }
 
     /// What makes a row one of `subjects`' rows: for persons, a resident ID column naming one
@@ -220,6 +257,7 @@ impl Engine {
         }
         Ok(rows)
     }
+
     /// Run one rule for one subject only (a check at application time). `subject` must be a
     /// canonical resident ID or household number: it is checked to be letters and digits before
     /// it becomes a literal. The condition is pushed down into the rule's scans.
@@ -277,6 +315,18 @@ impl Engine {
         tracing::info!(rule = %rule.id, rows, hits = hits.len(), ms = started.elapsed().as_millis() as u64, "rule ran");
         Ok(hits)
     }
+}
+
+/// How a rule runs for some subjects only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectRun {
+    /// Every scan cut down to the subjects' rows before anything is joined or grouped: a
+    /// filtered read, which bloom filters prune for a few subjects.
+    CutDown,
+    /// The whole rule, its result semi-joined with the subjects: cheaper once they are many, or
+    /// a good part of all the lake's subjects of their kind (a month of dibao payments changes
+    /// every household).
+    WholeRule,
 }
 
 /// Up to this many subjects, a rule runs again with every scan cut down to their rows (a hash

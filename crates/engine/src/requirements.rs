@@ -163,7 +163,7 @@ impl Engine {
     }
 
     /// Member key -> household number, as the roster says now.
-    async fn roster(&self) -> Result<HashMap<i64, String>> {
+    pub(crate) async fn roster(&self) -> Result<HashMap<i64, String>> {
         let (_, batches) = self
             .lookup("SELECT person_id_key, household_no FROM dibao_members")
             .await?;

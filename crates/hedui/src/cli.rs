@@ -50,6 +50,9 @@ pub enum Command {
         /// Write the ingest report as JSON here.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Files read at the same time (default 0: one per core); the commit order is the same.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
     /// Pull one live source (a department database) into the lake now, through its mapping.
     Pull {

@@ -11,6 +11,7 @@ mod files;
 pub mod live;
 pub mod mapping;
 pub mod pipeline;
+mod read_ahead;
 pub mod report;
 mod table;
 

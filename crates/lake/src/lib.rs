@@ -31,7 +31,7 @@ pub use freshness::{SourceFreshness, freshness};
 pub use keys::{KEYS_DATASET, KeyEntry, read_keys};
 pub use log::{Commit, CommitMeta, Counts, DataFile, Delivery, PullState, Rewrite, SourceColumn};
 pub use snapshot::Snapshot;
-pub use writer::{BatchWriter, LakeWriter};
+pub use writer::{BatchStarter, BatchWriter, LakeWriter};
 
 use std::path::{Path, PathBuf};
 

@@ -113,24 +113,15 @@ impl LakeWriter {
     /// Start a batch for one delivered file. Nothing of it is visible until
     /// [`LakeWriter::commit`]; its fingerprint is known only once the file has been read.
     pub fn begin(&self, source: &str, file: &str) -> BatchWriter {
-        let seq = self.snapshot.version() + 1;
-        let mut fp = crate::Fingerprinter::default();
-        fp.update(
-            format!(
-                "{source}\0{file}\0{}",
-                Utc::now().timestamp_nanos_opt().unwrap_or(0)
-            )
-            .as_bytes(),
-        );
-        let batch = format!("{seq:08}-{}", &fp.finish()[..8]);
-        BatchWriter {
+        self.starter().begin(source, file)
+    }
+
+    /// What starts batches without holding the writer: files read on other threads while this
+    /// one commits. Their batches are committed here, in whatever order the caller decides.
+    pub fn starter(&self) -> BatchStarter {
+        BatchStarter {
             root: self.root.clone(),
-            batch,
-            source: source.to_string(),
-            file: file.to_string(),
-            ingested_at_us: Utc::now().timestamp_micros(),
-            datasets: BTreeMap::new(),
-            keys: None,
+            seq: self.snapshot.version() + 1,
         }
     }
 
@@ -167,6 +158,38 @@ impl LakeWriter {
         commits.push(commit.clone());
         self.snapshot = Snapshot::load_from(self.root.clone(), commits);
         Ok(commit)
+    }
+}
+
+/// Starts batches of one lake for readers on any thread (see [`LakeWriter::starter`]).
+#[derive(Debug, Clone)]
+pub struct BatchStarter {
+    root: PathBuf,
+    /// The next commit's sequence number when the starter was made: batch names begin with it.
+    seq: u64,
+}
+
+impl BatchStarter {
+    /// Start a batch for one delivered file (see [`LakeWriter::begin`]).
+    pub fn begin(&self, source: &str, file: &str) -> BatchWriter {
+        let mut fp = crate::Fingerprinter::default();
+        fp.update(
+            format!(
+                "{source}\0{file}\0{}",
+                Utc::now().timestamp_nanos_opt().unwrap_or(0)
+            )
+            .as_bytes(),
+        );
+        let batch = format!("{:08}-{}", self.seq, &fp.finish()[..8]);
+        BatchWriter {
+            root: self.root.clone(),
+            batch,
+            source: source.to_string(),
+            file: file.to_string(),
+            ingested_at_us: Utc::now().timestamp_micros(),
+            datasets: BTreeMap::new(),
+            keys: None,
+        }
     }
 }
 

@@ -23,6 +23,7 @@ pub(crate) async fn city_lake(dir: &Path) -> Engine {
         &hedui_ingest::IngestOptions {
             data_dir: city.join("data"),
             lake_dir: lake.clone(),
+            threads: 0,
         },
     )
     .unwrap();

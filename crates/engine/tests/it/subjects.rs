@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use hedui_engine::check::Hit;
+use hedui_engine::check::{Hit, SubjectRun};
 use hedui_engine::rules::SubjectKind;
 
 use crate::city::{city_lake, rules_with_city_rule, texts};
@@ -50,8 +50,16 @@ async fn a_rule_run_for_some_subjects_gives_their_hits_of_a_full_run() {
             .chain(others.iter().take(500))
             .map(|s| s.to_string())
             .collect();
-        for subjects in [few, many] {
-            let got = by_subject(engine.run_rule_on(rule, &params, &subjects).await.unwrap());
+        let runs = [SubjectRun::CutDown, SubjectRun::WholeRule]
+            .into_iter()
+            .flat_map(|how| [(how, few.clone()), (how, many.clone())]);
+        for (how, subjects) in runs {
+            let got = by_subject(
+                engine
+                    .run_rule_on_as(rule, &params, &subjects, how)
+                    .await
+                    .unwrap(),
+            );
             let want: BTreeMap<String, String> = full
                 .iter()
                 .filter(|(s, _)| subjects.contains(*s))
@@ -61,7 +69,7 @@ async fn a_rule_run_for_some_subjects_gives_their_hits_of_a_full_run() {
             assert_eq!(
                 got,
                 want,
-                "{}: run for {} subjects differs from the full run",
+                "{}: run for {} subjects ({how:?}) differs from the full run",
                 rule.id,
                 subjects.len()
             );

@@ -66,6 +66,7 @@ pub async fn run(dir: &Path, persons: u64, seed: u64, serve: Serve) -> Result<Ex
         &IngestOptions {
             data_dir: g.data_dir.clone(),
             lake_dir: lake.clone(),
+            threads: 0,
         },
     )?;
     println!();

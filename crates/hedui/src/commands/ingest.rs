@@ -11,6 +11,7 @@ pub fn run(
     data: &Path,
     lake: &Path,
     report_path: Option<&Path>,
+    threads: usize,
 ) -> Result<ExitCode> {
     let mappings = load_mappings(connectors)?;
     let report = ingest(
@@ -18,6 +19,7 @@ pub fn run(
         &IngestOptions {
             data_dir: data.to_path_buf(),
             lake_dir: lake.to_path_buf(),
+            threads,
         },
     )?;
     print_report(&report);

@@ -29,9 +29,10 @@ pub async fn run(command: Command, config: Option<std::path::PathBuf>) -> Result
             data,
             lake,
             report,
+            threads,
         } => {
             let lake = lake.unwrap_or(settings()?.lake.path);
-            ingest::run(&connectors, &data, &lake, report.as_deref())
+            ingest::run(&connectors, &data, &lake, report.as_deref(), threads)
         }
         Command::Pull {
             source,

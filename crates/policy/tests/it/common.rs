@@ -48,6 +48,7 @@ pub async fn build(config: AccessConfig) -> Fixture {
         &hedui_ingest::IngestOptions {
             data_dir: city.join("data"),
             lake_dir: lake.clone(),
+            threads: 0,
         },
     )
     .unwrap();
