@@ -68,6 +68,11 @@ pub fn generate(persons: u64, seed: u64) -> City {
 
 /// Ingest `data` into `lake` with the shipped connectors; the JSON report.
 pub fn ingest(data: &Path, lake: &Path) -> Value {
+    ingest_with(data, lake, &[])
+}
+
+/// The same with more arguments to `hedui ingest` (`--threads 4`).
+pub fn ingest_with(data: &Path, lake: &Path, args: &[&str]) -> Value {
     let report = lake.with_extension("report.json");
     run_ok(
         hedui()
@@ -79,7 +84,8 @@ pub fn ingest(data: &Path, lake: &Path) -> Value {
             .arg("--lake")
             .arg(lake)
             .arg("--report")
-            .arg(&report),
+            .arg(&report)
+            .args(args),
     );
     serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap()
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{cremation_workbook, file, ingest_report, write};
+use super::{commit_log_entries, cremation_workbook, file, ingest_report, write};
 use crate::common::*;
 
 const LEDGER_HEADER: &str = "个人编号,姓名,公民身份号码,险种,发放年月,发放金额\n";
@@ -113,7 +113,7 @@ fn a_file_changed_while_it_is_read_is_never_committed_under_bytes_not_read() {
             }
             // The change came before the file was opened: what was committed is what was read.
             "loaded" => {
-                let commits = hedui_log(&lake);
+                let commits = commit_log_entries(&lake);
                 let last = commits.last().unwrap();
                 let fp = last["fingerprint"].as_str().unwrap();
                 assert!(
@@ -139,7 +139,7 @@ fn a_file_changed_while_it_is_read_is_never_committed_under_bytes_not_read() {
             );
         } else {
             assert_eq!(f["status"], "unchanged", "{f}");
-            let commits = hedui_log(&lake);
+            let commits = commit_log_entries(&lake);
             assert!(
                 commits
                     .iter()
@@ -147,19 +147,6 @@ fn a_file_changed_while_it_is_read_is_never_committed_under_bytes_not_read() {
             );
         }
     }
-}
-
-fn hedui_log(lake: &Path) -> Vec<Value> {
-    let mut entries: Vec<_> = std::fs::read_dir(lake.join("_log"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    entries.sort();
-    entries
-        .iter()
-        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
-        .collect()
 }
 
 #[test]

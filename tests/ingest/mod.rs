@@ -42,6 +42,20 @@ pub fn ingest_report(connectors: &Path, data: &Path, lake: &Path) -> (std::proce
     (out, report)
 }
 
+/// The lake's commit log entries, in order.
+pub fn commit_log_entries(lake: &Path) -> Vec<Value> {
+    let mut entries: Vec<_> = std::fs::read_dir(lake.join("_log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    entries.sort();
+    entries
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect()
+}
+
 /// A file's entry in an ingest report.
 pub fn file<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["files"]

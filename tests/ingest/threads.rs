@@ -6,44 +6,12 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::write;
+use super::{commit_log_entries, write};
 use crate::common::*;
-
-/// Ingest with `--threads N`; the JSON report.
-fn ingest_with(threads: usize, data: &Path, lake: &Path) -> Value {
-    let report = lake.with_extension("report.json");
-    run_ok(
-        hedui()
-            .arg("ingest")
-            .arg("--connectors")
-            .arg(connectors_dir())
-            .arg("--data")
-            .arg(data)
-            .arg("--lake")
-            .arg(lake)
-            .arg("--report")
-            .arg(&report)
-            .args(["--threads", &threads.to_string()]),
-    );
-    serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap()
-}
-
-/// The lake's commit log entries, in order.
-fn commits(lake: &Path) -> Vec<Value> {
-    let mut entries: Vec<_> = files_under(&lake.join("_log"))
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    entries.sort();
-    entries
-        .iter()
-        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
-        .collect()
-}
 
 /// Batch names (random per lake) to the files they hold.
 fn batch_files(lake: &Path) -> BTreeMap<String, String> {
-    commits(lake)
+    commit_log_entries(lake)
         .iter()
         .map(|c| {
             let batch = c["batch"].as_str().unwrap().to_string();
@@ -55,7 +23,7 @@ fn batch_files(lake: &Path) -> BTreeMap<String, String> {
 /// The commit log with batch names replaced by their files.
 fn commit_log(lake: &Path) -> Vec<Value> {
     let file_of = batch_files(lake);
-    commits(lake)
+    commit_log_entries(lake)
         .iter()
         .map(|c| {
             let supersedes: Vec<&String> = c["supersedes"]
@@ -145,14 +113,11 @@ fn reading_files_on_several_threads_commits_what_one_thread_commits() {
             );
         }
     };
-    let a = ingest_with(1, &data, &one);
-    let b = ingest_with(4, &data, &four);
+    let a = ingest_with(&data, &one, &["--threads", "1"]);
+    let b = ingest_with(&data, &four, &["--threads", "4"]);
+    let lines = |report: &Value| report["files"].as_array().unwrap().clone();
     assert!(
-        b["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|f| f["same_as"].is_string()),
+        lines(&b).iter().any(|f| f["same_as"].is_string()),
         "the twin is reported as a copy: {b}"
     );
     compare("first ingest", &a, &b);
@@ -165,16 +130,11 @@ fn reading_files_on_several_threads_commits_what_one_thread_commits() {
     let body = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
     let cut = body.iter().rposition(|&b| b == b'\n').unwrap() + 1;
     std::fs::write(&ledger, &bytes[..cut]).unwrap();
-    let a = ingest_with(1, &data, &one);
-    let b = ingest_with(4, &data, &four);
-    assert!(
-        b["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["status"] == "loaded")
-            .count()
-            == 1,
+    let a = ingest_with(&data, &one, &["--threads", "1"]);
+    let b = ingest_with(&data, &four, &["--threads", "4"]);
+    assert_eq!(
+        lines(&b).iter().filter(|f| f["status"] == "loaded").count(),
+        1,
         "only the corrected ledger is loaded again: {b}"
     );
     compare("second ingest", &a, &b);
