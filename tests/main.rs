@@ -8,6 +8,8 @@ mod common;
 mod browser;
 /// The command line: rules, checks and cases, SQL, errors.
 mod cli;
+/// The rule suite on a Ballista cluster over the lake on object storage.
+mod cluster;
 /// Files delivered and ingested: accounting, formats, re-deliveries, crashes.
 mod ingest;
 /// Attacks on the guarantees of the policies, through every interface.

@@ -14,7 +14,7 @@ use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, JoinType};
 use datafusion::logical_expr::utils::disjunction;
 use datafusion::logical_expr::{Expr, Filter, LogicalPlan};
-use datafusion::prelude::{DataFrame, col, lit};
+use datafusion::prelude::{DataFrame, SessionContext, col, lit};
 use hedui_model::{Catalog, ColumnType, ResidentId};
 use serde::Serialize;
 
@@ -309,11 +309,40 @@ impl Engine {
 
     async fn run_rule_sql(&self, rule: &RuleDef, sql: String) -> Result<Vec<Hit>> {
         let started = std::time::Instant::now();
-        let (_, batches) = self.query(&sql).await.map_err(|e| in_rule(rule, e))?;
+        let ctx = self
+            .rule_context(&sql)
+            .await
+            .map_err(|e| planning_error(rule, e))?;
+        let (_, batches) = crate::collect(ctx, &sql)
+            .await
+            .map_err(|e| in_rule(rule, e))?;
         let hits = hits_of(rule, &batches)?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-        tracing::info!(rule = %rule.id, rows, hits = hits.len(), ms = started.elapsed().as_millis() as u64, "rule ran");
+        let on_cluster = !std::ptr::eq(ctx, self.context());
+        tracing::info!(rule = %rule.id, rows, hits = hits.len(), on_cluster, ms = started.elapsed().as_millis() as u64, "rule ran");
         Ok(hits)
+    }
+
+    /// Where a whole run of this rule goes: the cluster when there is one, unless the rule
+    /// reads a table held in this process's memory, which executors cannot read (the cluster's
+    /// session inlines hedui's own; this guards any other); else this process.
+    async fn rule_context(&self, sql: &str) -> datafusion::error::Result<&SessionContext> {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        use datafusion::datasource::{MemTable, source_as_provider};
+        let Some(cluster) = &self.cluster else {
+            return Ok(&self.ctx);
+        };
+        let state = cluster.state();
+        let plan = state.optimize(&state.create_logical_plan(sql).await?)?;
+        let mut in_memory = false;
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                let provider = source_as_provider(&scan.source)?;
+                in_memory |= provider.downcast_ref::<MemTable>().is_some();
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        Ok(if in_memory { &self.ctx } else { cluster })
     }
 }
 

@@ -2,7 +2,6 @@
 //! sheet, row), its batch and how fresh its source was (the batch's as-of date).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
@@ -102,11 +101,11 @@ impl Engine {
     ) -> Result<()> {
         let snapshot = self.snapshot();
         let batches: BTreeSet<&str> = refs.iter().map(|r| r.batch.as_str()).collect();
-        let files: Vec<PathBuf> = batches
+        let files: Vec<String> = batches
             .iter()
             .flat_map(|b| snapshot.batch_files(b))
             .filter(|f| f.dataset == dataset && f.rows > 0)
-            .map(|f| snapshot.root().join(&f.path))
+            .map(|f| snapshot.url_of(&f.path))
             .collect();
         if files.is_empty() {
             return Ok(());

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -18,11 +17,16 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use hedui_lake::Snapshot;
 use hedui_model::Catalog;
+use memory::InMemory;
+
+pub use cluster::Cluster;
 
 pub mod changes;
 pub mod check;
+pub mod cluster;
 pub mod evidence;
 pub mod household;
+mod memory;
 pub mod output;
 mod regions;
 pub mod requirements;
@@ -75,6 +79,8 @@ pub struct EngineOptions {
     pub spill_dir: Option<std::path::PathBuf>,
     /// Partitions a query is split into; 0 means one per core.
     pub target_partitions: usize,
+    /// Where whole rule runs go: this process (`None`) or a Ballista cluster.
+    pub cluster: Option<Cluster>,
 }
 
 /// Bytes from (for memory limits in settings) `4GiB`, `512MiB`, `64KiB`, `1GB` or a plain number.
@@ -103,6 +109,8 @@ pub struct Engine {
     ctx: SessionContext,
     /// The same tables, tuned for selective lookups (see `with_snapshot`).
     lookup: SessionContext,
+    /// The same tables on a Ballista cluster, for whole rule runs, when one is configured.
+    cluster: Option<SessionContext>,
     snapshot: Snapshot,
     options: EngineOptions,
 }
@@ -122,9 +130,13 @@ impl Engine {
         Self::open_with(lake, &EngineOptions::default()).await
     }
 
-    /// Open the lake at `lake` as of now.
+    /// Open the lake at `lake` (a directory, or `s3://bucket/prefix` for a lake on object
+    /// storage) as of now.
     pub async fn open_with(lake: &Path, options: &EngineOptions) -> Result<Engine> {
-        let snapshot = Snapshot::load(lake)?;
+        let snapshot = match hedui_lake::object_store_url(lake) {
+            Some(url) => hedui_lake::RemoteLake::from_env(url)?.snapshot().await?,
+            None => Snapshot::load(lake)?,
+        };
         Self::with_snapshot(snapshot, options).await
     }
 
@@ -148,18 +160,31 @@ impl Engine {
                     .with_mode(DiskManagerMode::Directories(vec![dir.clone()])),
             );
         }
-        let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
-        for def in Catalog::builtin().iter() {
-            let schema = def.arrow_schema();
-            let files = snapshot.files(&def.name);
-            if files.is_empty() {
-                let empty = MemTable::try_new(schema.clone(), vec![vec![]])?;
-                ctx.register_table(def.name.as_str(), Arc::new(empty))?;
-                continue;
-            }
-            ctx.register_table(def.name.as_str(), parquet_table(&files, schema)?)?;
+        if matches!(options.cluster, Some(Cluster::Scheduler(_))) && snapshot.remote().is_none() {
+            return Err(Error::Query(format!(
+                "a Ballista cluster's executors cannot read the lake {} on this machine's disk: publish it to object storage (`hedui publish --to s3://bucket/prefix`) and run over that",
+                snapshot.root().display()
+            )));
         }
-        system::register(&ctx, &snapshot).await?;
+        let runtime = runtime.build_arc()?;
+        if let Some(remote) = snapshot.remote() {
+            runtime.register_object_store(remote.bucket_url(), remote.store());
+        }
+        let ctx = SessionContext::new_with_config_rt(config.clone(), runtime.clone());
+        register_lake(&ctx, &snapshot, InMemory::Table).await?;
+        let cluster = match &options.cluster {
+            None => None,
+            Some(cluster) => {
+                let state = datafusion::execution::SessionStateBuilder::new()
+                    .with_config(config)
+                    .with_runtime_env(runtime)
+                    .with_default_features()
+                    .build();
+                let ctx = cluster::session(cluster, state).await?;
+                register_lake(&ctx, &snapshot, InMemory::Inline).await?;
+                Some(ctx)
+            }
+        };
         // Point lookups (a few persons' rows, evidence rows) filter while decoding: only the key
         // column is decoded for every row of a row group the bloom filter could not rule out,
         // the other columns for the matching rows. Whole-table rule queries keep the default.
@@ -177,6 +202,7 @@ impl Engine {
         Ok(Engine {
             ctx,
             lookup,
+            cluster,
             snapshot,
             options: options.clone(),
         })
@@ -194,6 +220,11 @@ impl Engine {
         &self.ctx
     }
 
+    /// Whether whole rule runs go to a Ballista cluster.
+    pub fn on_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
     /// Run one read-only query and collect its result.
     pub async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         collect(&self.ctx, sql).await
@@ -205,14 +236,28 @@ impl Engine {
     }
 }
 
-/// A table over these Parquet files of one dataset, read with the dataset's schema.
-pub(crate) fn parquet_table(
-    files: &[std::path::PathBuf],
-    schema: SchemaRef,
-) -> Result<Arc<ListingTable>> {
+/// Every canonical dataset of `snapshot` under its name, and hedui's own tables and views;
+/// tables held in memory in the form `memory`.
+async fn register_lake(ctx: &SessionContext, snapshot: &Snapshot, memory: InMemory) -> Result<()> {
+    for def in Catalog::builtin().iter() {
+        let schema = def.arrow_schema();
+        let files = snapshot.file_urls(&def.name);
+        if files.is_empty() {
+            let table = memory::table(schema.clone(), vec![], memory)?;
+            ctx.register_table(def.name.as_str(), table)?;
+            continue;
+        }
+        ctx.register_table(def.name.as_str(), parquet_table(&files, schema)?)?;
+    }
+    system::register(ctx, snapshot, memory).await
+}
+
+/// A table over these Parquet files (paths or object store URLs) of one dataset, read with the
+/// dataset's schema.
+pub(crate) fn parquet_table(files: &[String], schema: SchemaRef) -> Result<Arc<ListingTable>> {
     let urls = files
         .iter()
-        .map(|f| ListingTableUrl::parse(f.to_string_lossy()))
+        .map(ListingTableUrl::parse)
         .collect::<datafusion::error::Result<Vec<_>>>()?;
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");

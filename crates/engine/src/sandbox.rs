@@ -30,7 +30,7 @@ pub async fn sandbox(rules: &RuleSet, values: &BTreeMap<String, String>) -> Resu
             Arc::new(MemTable::try_new(schema, vec![vec![]])?),
         )?;
     }
-    system::register(&ctx, &Snapshot::default()).await?;
+    system::register(&ctx, &Snapshot::default(), crate::memory::InMemory::Table).await?;
     for rule in rules.iter() {
         let sql = rule.render(values)?;
         ctx.sql(&format!("CREATE VIEW {} AS {sql}", rule.id.to_lowercase()))

@@ -7,11 +7,11 @@ use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Date32Array, Int64Array, RecordBatch, StringArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use hedui_lake::Snapshot;
 
 use crate::Result;
+use crate::memory::{self, InMemory};
 
 /// Every death record of the three death sources, one row each, with its evidence reference.
 const DEATH_RECORDS: &str = "
@@ -50,7 +50,11 @@ pub const DERIVED_VIEWS: &[(&str, &[&str], &str)] = &[
     ("deaths", &["death_records"], DEATHS),
 ];
 
-pub async fn register(ctx: &SessionContext, snapshot: &Snapshot) -> Result<()> {
+pub(crate) async fn register(
+    ctx: &SessionContext,
+    snapshot: &Snapshot,
+    memory: InMemory,
+) -> Result<()> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("batch", DataType::Utf8, false),
         Field::new("seq", DataType::Int64, false),
@@ -88,10 +92,7 @@ pub async fn register(ctx: &SessionContext, snapshot: &Snapshot) -> Result<()> {
         )),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    ctx.register_table(
-        "batches",
-        Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
-    )?;
+    ctx.register_table("batches", memory::table(schema, vec![batch], memory)?)?;
     for (_, _, view) in DERIVED_VIEWS {
         ctx.sql(view).await?.collect().await?;
     }

@@ -75,11 +75,23 @@ pub enum Command {
         #[arg(long)]
         compare_keys: bool,
     },
+    /// Copy the lake to object storage (S3 protocol) for a cluster's executors to read: the
+    /// data files, then the commits that list them. Safe to repeat (only what is missing goes).
+    Publish {
+        /// The local lake (default: hedui.toml's lake.path, HEDUI_LAKE, or ./lake).
+        #[arg(long)]
+        lake: Option<PathBuf>,
+        /// Where: s3://bucket/prefix. Credentials and endpoint come from the AWS_* environment
+        /// variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT).
+        #[arg(long)]
+        to: String,
+    },
     /// Run a read-only SQL query over the lake's datasets.
     Sql {
         /// The query, e.g. "SELECT count(*) FROM persons".
         query: String,
-        /// The lake directory (default: hedui.toml's lake.path, HEDUI_LAKE, or ./lake).
+        /// The lake directory, or s3://bucket/prefix for one published to object storage
+        /// (default: hedui.toml's lake.path, HEDUI_LAKE, or ./lake).
         #[arg(long)]
         lake: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
@@ -140,7 +152,8 @@ pub enum Command {
         /// Run only these rules (repeatable): R1 ... R7 or a city rule's id.
         #[arg(long = "rule")]
         rules: Vec<String>,
-        /// The lake directory (default: hedui.toml's lake.path, HEDUI_LAKE, or ./lake).
+        /// The lake directory, or s3://bucket/prefix for one published to object storage
+        /// (default: hedui.toml's lake.path, HEDUI_LAKE, or ./lake).
         #[arg(long)]
         lake: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]

@@ -12,6 +12,8 @@
 //! memory_limit = "4GiB"      # beyond it, queries and rules spill to disk
 //! spill_dir = "/var/tmp/hedui-spill"
 //! target_partitions = 0      # 0: one per core
+//! mode = "local"             # "ballista": whole rule runs on a Ballista cluster
+//! scheduler = "df://scheduler:50050"  # with mode = "ballista"; "standalone": one in-process
 //!
 //! [rules]
 //! dir = "city-rules"         # the city's own rules, added to the built-in ones
@@ -46,10 +48,27 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use hedui_engine::{EngineOptions, parse_bytes};
+use hedui_engine::{Cluster, EngineOptions, parse_bytes};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+
+/// Where the files that belong with a lake (its case store, keys, audit log) are by default: the
+/// lake directory's parent, or the working directory for a lake on object storage.
+pub fn beside_lake(lake: &Path) -> &Path {
+    if hedui_lake::object_store_url(lake).is_some() {
+        return Path::new(".");
+    }
+    lake.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Whether `lake` is one: a directory with a commit log, or a URL on object storage (whose
+/// log is read when the engine opens it).
+pub fn lake_exists(lake: &Path) -> bool {
+    hedui_lake::object_store_url(lake).is_some() || lake.join(hedui_lake::LOG_DIR).is_dir()
+}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -153,6 +172,22 @@ pub struct EngineConfig {
     pub memory_limit: String,
     pub spill_dir: Option<PathBuf>,
     pub target_partitions: usize,
+    /// Where whole rule runs go.
+    pub mode: EngineMode,
+    /// With `mode = "ballista"`: the scheduler, `df://host:50050`, or `standalone` for a
+    /// scheduler and an executor inside this process.
+    pub scheduler: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineMode {
+    /// This process's DataFusion engine.
+    #[default]
+    Local,
+    /// A Ballista cluster (the lake must be on object storage every executor reaches, unless
+    /// the cluster is standalone).
+    Ballista,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -195,6 +230,10 @@ impl Config {
         if let Ok(v) = std::env::var("HEDUI_ENGINE_MEMORY_LIMIT") {
             config.engine.memory_limit = v;
         }
+        if let Ok(v) = std::env::var("HEDUI_ENGINE_SCHEDULER") {
+            config.engine.mode = EngineMode::Ballista;
+            config.engine.scheduler = v;
+        }
         if let Ok(v) = std::env::var("HEDUI_ENGINE_SPILL_DIR") {
             config.engine.spill_dir = Some(PathBuf::from(v));
         }
@@ -213,10 +252,7 @@ impl Config {
 
     /// A file that lives beside the lake unless the settings say otherwise.
     pub fn beside_lake(&self, lake: &Path, name: &str) -> PathBuf {
-        lake.parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .join(name)
+        beside_lake(lake).join(name)
     }
 
     /// The audit key, beside the lake by default.
@@ -273,10 +309,27 @@ impl Config {
                 message: format!("engine.memory_limit `{s}` is not a size like 4GiB or 512MiB"),
             })?),
         };
+        let cluster = match self.engine.mode {
+            EngineMode::Local => None,
+            EngineMode::Ballista => Some(Cluster::parse(&self.engine.scheduler).ok_or_else(|| {
+                Error::Config {
+                    file: file.map_or_else(
+                        || PathBuf::from("HEDUI_ENGINE_SCHEDULER"),
+                        Path::to_path_buf,
+                    ),
+                    line: 1,
+                    message: format!(
+                        "engine.scheduler `{}` is neither `standalone` nor a scheduler address like df://scheduler:50050 (mode = \"ballista\" needs one)",
+                        self.engine.scheduler
+                    ),
+                }
+            })?),
+        };
         Ok(EngineOptions {
             memory_limit,
             spill_dir: self.engine.spill_dir.clone(),
             target_partitions: self.engine.target_partitions,
+            cluster,
         })
     }
 }
@@ -284,6 +337,18 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The production settings shipped in `deploy/` are valid settings.
+    #[test]
+    fn the_production_settings_parse() {
+        let text = include_str!("../../../deploy/hedui.toml");
+        let c: Config = toml::from_str(text).unwrap();
+        let engine = c.engine_options(None).unwrap();
+        assert_eq!(engine.memory_limit, Some(4 << 30));
+        assert!(engine.cluster.is_none());
+        c.access.privacy.validate().unwrap();
+        assert!(c.cases.url.starts_with("postgres://"));
+    }
 
     #[test]
     fn sizes() {
@@ -306,5 +371,16 @@ mod tests {
         assert_eq!(c.engine_options(None).unwrap().memory_limit, Some(2 << 30));
         assert_eq!(c.rules.parameters["dibao_line"], "850");
         assert!(toml::from_str::<Config>("[engine]\nmemory = \"2GiB\"\n").is_err());
+        let c: Config =
+            toml::from_str("[engine]\nmode = \"ballista\"\nscheduler = \"df://sched:50050\"\n")
+                .unwrap();
+        assert_eq!(
+            c.engine_options(None).unwrap().cluster,
+            Some(Cluster::Scheduler("df://sched:50050".into()))
+        );
+        // Ballista without a scheduler is a settings error, not a silent local run.
+        let c: Config = toml::from_str("[engine]\nmode = \"ballista\"\n").unwrap();
+        assert!(c.engine_options(None).is_err());
+        assert!(toml::from_str::<Config>("[engine]\nmode = \"spark\"\n").is_err());
     }
 }

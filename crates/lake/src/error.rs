@@ -31,6 +31,20 @@ pub enum Error {
     #[error("commit {0} already exists: two writers raced; re-run the ingest")]
     CommitConflict(PathBuf),
 
+    #[error("lake URL `{url}`: {message}")]
+    BadLakeUrl { url: String, message: String },
+
+    #[error("object storage {url}: {source}")]
+    ObjectStore {
+        url: String,
+        source: object_store::Error,
+    },
+
+    #[error(
+        "the lake {0} is on object storage: it is written by publishing a local lake to it (`hedui publish`), not directly"
+    )]
+    RemoteWrite(String),
+
     #[error(transparent)]
     Model(#[from] hedui_model::Error),
 }

@@ -21,6 +21,7 @@ pub mod freshness;
 pub mod keys;
 pub mod log;
 pub mod pulls;
+pub mod remote;
 mod rewrite;
 pub mod snapshot;
 pub mod writer;
@@ -30,6 +31,7 @@ pub use error::{Error, Result};
 pub use freshness::{SourceFreshness, freshness};
 pub use keys::{KEYS_DATASET, KeyEntry, read_keys};
 pub use log::{Commit, CommitMeta, Counts, DataFile, Delivery, PullState, Rewrite, SourceColumn};
+pub use remote::{Published, RemoteLake, object_store_url};
 pub use snapshot::Snapshot;
 pub use writer::{BatchStarter, BatchWriter, LakeWriter};
 

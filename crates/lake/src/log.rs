@@ -186,21 +186,26 @@ pub fn read_log(lake: &Path) -> Result<Vec<Commit>> {
     let mut commits = Vec::with_capacity(entries.len());
     for path in entries {
         let text = fs::read(&path).at(&path)?;
-        let commit: Commit = serde_json::from_slice(&text).map_err(|e| Error::CorruptLog {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
         let expected = path
             .file_stem()
             .and_then(|s| s.to_str())
             .and_then(|s| s.parse::<u64>().ok());
-        if expected != Some(commit.seq) {
-            return Err(Error::CorruptLog {
-                path,
-                message: format!("holds commit {} under another number", commit.seq),
-            });
-        }
-        commits.push(commit);
+        commits.push(parse_commit(&path, &text, expected)?);
     }
     Ok(commits)
+}
+
+/// One commit log entry, checked to hold the commit its name says (`expected`).
+pub(crate) fn parse_commit(path: &Path, text: &[u8], expected: Option<u64>) -> Result<Commit> {
+    let commit: Commit = serde_json::from_slice(text).map_err(|e| Error::CorruptLog {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    if expected != Some(commit.seq) {
+        return Err(Error::CorruptLog {
+            path: path.to_path_buf(),
+            message: format!("holds commit {} under another number", commit.seq),
+        });
+    }
+    Ok(commit)
 }

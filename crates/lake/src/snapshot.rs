@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::Result;
 use crate::keys::KEYS_DATASET;
 use crate::log::{Commit, DataFile, read_log};
+use crate::remote::RemoteLake;
 
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -17,6 +18,8 @@ pub struct Snapshot {
     /// Batches whose files a later commit rewrote (rows updated or deleted at the source taken
     /// out): their current files.
     rewritten: HashMap<String, Vec<DataFile>>,
+    /// Where the files are when the lake is on object storage (`root` is then its URL).
+    remote: Option<RemoteLake>,
 }
 
 impl Snapshot {
@@ -36,8 +39,31 @@ impl Snapshot {
         Ok(Snapshot::load_from(lake.to_path_buf(), commits))
     }
 
+    /// The lake directory (for a lake on object storage, its URL as a path).
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The object store holding the lake, when it is not on local disk.
+    pub fn remote(&self) -> Option<&RemoteLake> {
+        self.remote.as_ref()
+    }
+
+    /// A file the log names relative to the lake, as a path or URL a query engine reads.
+    pub fn url_of(&self, relative: &str) -> String {
+        match &self.remote {
+            Some(remote) => remote.url_of(relative),
+            None => self.root.join(relative).to_string_lossy().into_owned(),
+        }
+    }
+
+    /// The live Parquet files of a dataset as paths or URLs a query engine reads.
+    pub fn file_urls(&self, dataset: &str) -> Vec<String> {
+        self.live_commits()
+            .flat_map(|c| self.files_of(c).iter())
+            .filter(|f| f.dataset == dataset && f.rows > 0)
+            .map(|f| self.url_of(&f.path))
+            .collect()
     }
 
     /// The sequence number of the newest commit (0 for an empty lake): the snapshot's version.
@@ -191,6 +217,13 @@ impl Snapshot {
             superseded,
             pending,
             rewritten,
+            remote: None,
         }
+    }
+
+    /// The same snapshot, its files on `remote`.
+    pub(crate) fn on(mut self, remote: RemoteLake) -> Snapshot {
+        self.remote = Some(remote);
+        self
     }
 }

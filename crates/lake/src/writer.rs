@@ -34,6 +34,9 @@ impl LakeWriter {
     /// Open (creating if needed) the lake at `root`, take its lock, and remove what an earlier
     /// interrupted writer left behind: data files no commit lists and unfinished log entries.
     pub fn open(root: &Path) -> Result<LakeWriter> {
+        if let Some(url) = crate::object_store_url(root) {
+            return Err(Error::RemoteWrite(url.to_string()));
+        }
         fs::create_dir_all(log_dir(root)).at(root)?;
         let lock_path = root.join(LOCK_FILE);
         let lock = File::options()

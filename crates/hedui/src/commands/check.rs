@@ -29,10 +29,7 @@ pub struct CheckArgs {
 
 /// The case store's default: `hedui-cases.db` beside the lake directory.
 pub fn default_cases_url(lake: &Path) -> String {
-    let dir = lake
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = crate::config::beside_lake(lake);
     format!("sqlite://{}", dir.join("hedui-cases.db").display())
 }
 
@@ -47,11 +44,20 @@ pub fn rule_set(rules_dir: Option<&Path>, params: &BTreeMap<String, String>) -> 
 }
 
 fn open_lake_check(lake: &Path) -> Result<()> {
-    if lake.join(hedui_lake::LOG_DIR).is_dir() {
+    if crate::config::lake_exists(lake) {
         Ok(())
     } else {
         Err(Error::NoLake(lake.to_path_buf()))
     }
+}
+
+/// The engine over the lake, which must hold at least one commit.
+async fn open_engine(args: &CheckArgs) -> Result<Engine> {
+    let engine = Engine::open_with(&args.lake, &args.engine).await?;
+    if engine.snapshot().commits().is_empty() {
+        return Err(Error::NoLake(args.lake.clone()));
+    }
+    Ok(engine)
 }
 
 /// Months as ranges: 2025-03..2025-06, 2025-09.
@@ -85,14 +91,21 @@ pub async fn run(args: &CheckArgs) -> Result<ExitCode> {
     let store = CaseStore::open(&args.cases)
         .await?
         .with_workflow(args.workflow.clone())?;
+    if (args.rerun.is_some() || args.changed) && hedui_lake::object_store_url(&args.lake).is_some()
+    {
+        // Both read earlier versions of the lake through its directory.
+        return Err(Error::Usage(
+            "--rerun and --changed need the lake on local disk; check the lake it is published from".into(),
+        ));
+    }
     let done = match &args.rerun {
         Some(run_id) => checks::reproduce(&args.lake, &args.engine, &set, &store, run_id).await?,
         None if args.changed => {
-            let engine = Engine::open_with(&args.lake, &args.engine).await?;
+            let engine = open_engine(args).await?;
             checks::record_since_last(&engine, &set, &args.params, &store).await?
         }
         None => {
-            let engine = Engine::open_with(&args.lake, &args.engine).await?;
+            let engine = open_engine(args).await?;
             checks::record(&engine, &set, &args.rules, &args.params, &store).await?
         }
     };

@@ -4,6 +4,7 @@ mod check;
 mod demo;
 mod generate;
 mod ingest;
+mod publish;
 mod pull;
 mod rules;
 mod serve;
@@ -70,6 +71,10 @@ pub async fn run(command: Command, config: Option<std::path::PathBuf>) -> Result
                 config.as_deref(),
             )
             .await
+        }
+        Command::Publish { lake, to } => {
+            let lake = lake.unwrap_or(settings()?.lake.path);
+            publish::run(&lake, &to).await
         }
         Command::Serve {
             lake,

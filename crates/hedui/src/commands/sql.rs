@@ -24,7 +24,7 @@ pub struct SqlArgs<'a> {
 }
 
 pub async fn run(args: &SqlArgs<'_>, cfg: &Config, config_file: Option<&Path>) -> Result<ExitCode> {
-    if !args.lake.join(hedui_lake::LOG_DIR).is_dir() {
+    if !crate::config::lake_exists(args.lake) {
         return Err(Error::NoLake(args.lake.to_path_buf()));
     }
     let started = Instant::now();
