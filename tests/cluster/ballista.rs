@@ -43,24 +43,20 @@ fn the_rule_suite_on_ballista_over_object_storage_gives_the_local_hits() {
     let s3 = S3Server::start(&["hedui"]);
     let remote = "s3://hedui/city/lake";
 
-    let published = run_ok(
-        hedui()
-            .arg("publish")
-            .arg("--lake")
-            .arg(&lake)
-            .args(["--to", remote])
-            .envs(s3.env()),
-    );
+    let publish = || {
+        run_ok(
+            hedui()
+                .arg("publish")
+                .arg("--lake")
+                .arg(&lake)
+                .args(["--to", remote])
+                .envs(s3.env()),
+        )
+    };
+    let published = publish();
     assert!(published.contains(" 0 already there"), "{published}");
     // Again: nothing is copied twice.
-    let again = run_ok(
-        hedui()
-            .arg("publish")
-            .arg("--lake")
-            .arg(&lake)
-            .args(["--to", remote])
-            .envs(s3.env()),
-    );
+    let again = publish();
     assert!(
         again.contains(": 0 files (0 bytes) and 0 commits copied"),
         "{again}"
