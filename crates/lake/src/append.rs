@@ -192,11 +192,32 @@ impl DatasetAppender {
     }
 
     /// The rows appended since the last call, as one record batch.
+    /// The rows appended since the last call, ordered by the dataset's first person key (see
+    /// [`sort_key`]).
     pub fn take_batch(&mut self) -> Result<RecordBatch> {
         let columns: Vec<ArrayRef> = self.builders.iter_mut().map(Builder::finish).collect();
-        RecordBatch::try_new(self.schema.clone(), columns).map_err(|source| Error::Arrow {
+        let arrow = |source| Error::Arrow {
             dataset: self.def.name.clone(),
             source,
-        })
+        };
+        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(arrow)?;
+        let Some(key) = sort_key(&self.schema) else {
+            return Ok(batch);
+        };
+        let order =
+            arrow_ord::sort::sort_to_indices(batch.column(key), None, None).map_err(arrow)?;
+        arrow_select::take::take_record_batch(&batch, &order).map_err(arrow)
     }
+}
+
+/// The column a dataset's row groups are sorted by: its first resident ID's integer key (the
+/// person the row is about). Sorted, each page of a row group holds a narrow range of persons, so
+/// a lookup by resident ID (or by key: the key orders as the ID does) decodes the one page whose
+/// statistics admit it, not the row group.
+pub(crate) fn sort_key(schema: &arrow_schema::Schema) -> Option<usize> {
+    schema.fields().iter().position(|f| {
+        f.name()
+            .strip_suffix("_key")
+            .is_some_and(|id| schema.field_with_name(id).is_ok())
+    })
 }
