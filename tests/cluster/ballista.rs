@@ -80,10 +80,17 @@ fn the_rule_suite_on_ballista_over_object_storage_gives_the_local_hits() {
             .env("HEDUI_LOG", "hedui_engine=info")
             .envs(s3.env()),
     );
-    assert_eq!(on_cluster.len(), local.len());
+    let only = |a: &[Value], b: &[Value]| -> Vec<String> {
+        a.iter()
+            .filter(|h| !b.contains(h))
+            .map(|h| h.to_string())
+            .collect()
+    };
     assert!(
         on_cluster == local,
-        "the cluster's hits differ from the local engine's"
+        "the cluster's hits differ from the local engine's: only local {:?}; only on the cluster {:?}\n{log}",
+        only(&local, &on_cluster),
+        only(&on_cluster, &local)
     );
     let ran_there = log
         .lines()
