@@ -130,3 +130,32 @@ fn a_lake_on_object_storage_is_not_written_directly() {
         "a local directory named after the URL was made"
     );
 }
+
+#[test]
+fn a_second_lake_is_not_published_over_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("a"), dir.path().join("b"));
+    // Two ingests of the same files: the same numbers of commits, other batches.
+    ingest(&city().data(), &first);
+    ingest(&city().data(), &second);
+    let s3 = S3Server::start(&["hedui"]);
+    let publish = |lake: &Path| {
+        run(hedui()
+            .arg("publish")
+            .arg("--lake")
+            .arg(lake)
+            .args(["--to", "s3://hedui/lake"])
+            .envs(s3.env()))
+    };
+    assert!(publish(&first).status.success());
+    let out = publish(&second);
+    assert!(
+        !out.status.success(),
+        "another lake was published over the first"
+    );
+    let again = String::from_utf8_lossy(&publish(&first).stdout).into_owned();
+    assert!(
+        again.contains(": 0 files (0 bytes) and 0 commits copied"),
+        "the first lake is as it was published: {again}"
+    );
+}

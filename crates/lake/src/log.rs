@@ -163,7 +163,12 @@ pub(crate) fn log_dir(lake: &Path) -> PathBuf {
 }
 
 pub(crate) fn commit_path(lake: &Path, seq: u64) -> PathBuf {
-    log_dir(lake).join(format!("{seq:020}.json"))
+    lake.join(commit_name(seq))
+}
+
+/// Where commit `seq`'s log entry is, relative to the lake (on disk or in a bucket).
+pub(crate) fn commit_name(seq: u64) -> String {
+    format!("{LOG_DIR}/{seq:020}.json")
 }
 
 /// Every commit in the log, in sequence order. Temporary files of an unfinished commit are not

@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 use url::Url;
 
 use crate::error::IoContext;
-use crate::log::{parse_commit, read_log};
+use crate::log::{commit_name, parse_commit, read_log};
 use crate::{Error, LOG_DIR, Result, Snapshot};
 
 /// URL schemes of lakes on object storage.
@@ -180,6 +180,15 @@ impl RemoteLake {
             })
             .map(|f| f.path.as_str())
             .collect();
+        // Another lake's entries under the same numbers: refused before anything is copied.
+        for commit in &commits {
+            let held = there.commits().iter().find(|c| c.seq == commit.seq);
+            if held.is_some_and(|held| held.batch != commit.batch) {
+                return Err(Error::CommitConflict(PathBuf::from(
+                    self.url_of(&commit_name(commit.seq)),
+                )));
+            }
+        }
         for relative in files {
             let target = self.object(relative);
             match self.store.head(&target).await {
@@ -194,18 +203,13 @@ impl RemoteLake {
             done.files += 1;
         }
         for commit in &commits {
-            if let Some(held) = there.commits().iter().find(|c| c.seq == commit.seq) {
-                if held.batch != commit.batch {
-                    return Err(Error::CommitConflict(PathBuf::from(
-                        self.url_of(&format!("{LOG_DIR}/{:020}.json", commit.seq)),
-                    )));
-                }
+            if there.commits().iter().any(|c| c.seq == commit.seq) {
                 done.already_there += 1;
                 continue;
             }
             let path = crate::log::commit_path(local, commit.seq);
             let text = std::fs::read(&path).at(&path)?;
-            let target = self.object(&format!("{LOG_DIR}/{:020}.json", commit.seq));
+            let target = self.object(&commit_name(commit.seq));
             let create = PutOptions {
                 mode: PutMode::Create,
                 ..Default::default()
