@@ -195,13 +195,12 @@ impl Engine {
                 None,
             )?
         };
-        let batches = result
-            .collect()
+        let (batches, spilled) = crate::spill::collect(result, &self.spill)
             .await
             .map_err(|e| in_rule(rule, crate::user_error(e)))?;
         let hits = hits_of(rule, &batches)?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-        tracing::info!(rule = %rule.id, subjects = subjects.len(), ?how, rows, hits = hits.len(), ms = started.elapsed().as_millis() as u64, "rule ran");
+        tracing::info!(rule = %rule.id, subjects = subjects.len(), ?how, rows, hits = hits.len(), spilled_bytes = spilled.bytes, ms = started.elapsed().as_millis() as u64, "rule ran");
         Ok(hits)
     }
 
@@ -313,13 +312,25 @@ impl Engine {
             .rule_context(&sql)
             .await
             .map_err(|e| planning_error(rule, e))?;
-        let (_, batches) = crate::collect(ctx, &sql)
-            .await
-            .map_err(|e| in_rule(rule, e))?;
+        let on_cluster = !std::ptr::eq(ctx, self.context());
+        let (batches, spilled) = if on_cluster {
+            // The executors spill on their own disks; their logs say so.
+            let (_, batches) = crate::collect(ctx, &sql)
+                .await
+                .map_err(|e| in_rule(rule, e))?;
+            (batches, Default::default())
+        } else {
+            let df = ctx
+                .sql_with_options(&sql, crate::read_only())
+                .await
+                .map_err(|e| in_rule(rule, crate::user_error(e)))?;
+            crate::spill::collect(df, &self.spill)
+                .await
+                .map_err(|e| in_rule(rule, crate::user_error(e)))?
+        };
         let hits = hits_of(rule, &batches)?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-        let on_cluster = !std::ptr::eq(ctx, self.context());
-        tracing::info!(rule = %rule.id, rows, hits = hits.len(), on_cluster, ms = started.elapsed().as_millis() as u64, "rule ran");
+        tracing::info!(rule = %rule.id, rows, hits = hits.len(), on_cluster, spilled_bytes = spilled.bytes, ms = started.elapsed().as_millis() as u64, "rule ran");
         Ok(hits)
     }
 

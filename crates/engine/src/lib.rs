@@ -32,6 +32,7 @@ mod regions;
 pub mod requirements;
 pub mod rules;
 pub mod sandbox;
+pub mod spill;
 pub mod system;
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +114,8 @@ pub struct Engine {
     cluster: Option<SessionContext>,
     snapshot: Snapshot,
     options: EngineOptions,
+    /// What this engine's rule runs spilled to disk (a memory limit makes them spill).
+    spill: Arc<spill::SpillTotals>,
 }
 
 /// What analysts may run: queries only. No DDL (CREATE EXTERNAL TABLE reads files), no DML or
@@ -205,6 +208,7 @@ impl Engine {
             cluster,
             snapshot,
             options: options.clone(),
+            spill: Arc::default(),
         })
     }
 
@@ -218,6 +222,12 @@ impl Engine {
 
     pub fn context(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// What this engine's rule runs have spilled to disk so far (runs on a cluster spill on
+    /// its executors and are not counted here).
+    pub fn spilled(&self) -> spill::Spilled {
+        self.spill.read()
     }
 
     /// Whether whole rule runs go to a Ballista cluster.

@@ -325,7 +325,8 @@ async fn store_run(
         changed_since: incremental.map(|(since, _)| since),
     };
     let raised = store.record_run(&mut run, &new_hits, &covered).await?;
-    let summary = format!(
+    let spilled = engine.spilled();
+    let mut summary = format!(
         "run {run_id}{note}: {} hits on lake version {}; cases: {} new, {} already open ({} brought up to date), {} suppressed (closed with the same evidence), {} no longer found",
         hits.len(),
         engine.snapshot().version(),
@@ -335,6 +336,10 @@ async fn store_run(
         raised.suppressed,
         raised.gone
     );
+    if let Some(spill) = spilled.describe() {
+        // Within a memory limit: how much the rules' sorts, joins and aggregations wrote out.
+        summary.push_str(&format!("; the rules {spill}"));
+    }
     // The split of a check's time after its rules: what the benchmark prints.
     tracing::info!(
         run = %run_id,
@@ -344,6 +349,8 @@ async fn store_run(
         evidence_ms,
         regions_ms,
         store_ms = phase.elapsed().as_millis() as u64,
+        spilled_bytes = spilled.bytes,
+        replanned = spilled.replanned,
         "run recorded"
     );
     Ok(Recorded {
