@@ -12,7 +12,7 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use hedui_lake::Snapshot;
@@ -148,12 +148,19 @@ impl Engine {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
-        let config = SessionConfig::new()
+        // Any DataFusion option can be tuned by the operator through its `DATAFUSION_*`
+        // environment variable (as in datafusion-cli), e.g. to measure a setting; hedui's own
+        // settings come after and win.
+        let config = SessionConfig::from_env()?
             .with_information_schema(true)
             .with_target_partitions(partitions);
         let mut runtime = RuntimeEnvBuilder::new();
         if let Some(bytes) = options.memory_limit {
-            runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(bytes)));
+            // An exhausted pool's error names its five largest consumers (for the server log).
+            runtime = runtime.with_memory_pool(Arc::new(TrackConsumersPool::new(
+                FairSpillPool::new(bytes),
+                std::num::NonZeroUsize::new(5).expect("five"),
+            )));
         }
         if let Some(dir) = &options.spill_dir {
             std::fs::create_dir_all(dir)

@@ -89,9 +89,15 @@ pub(crate) async fn collect(
             tracing::warn!(error = %e, "the memory pool ran out; planning the query again with sort-merge joins, which spill");
             totals.replanned.fetch_add(1, Ordering::Relaxed);
             let (state, plan) = df.into_parts();
+            // The catalog list is shared with the engine's context: the new session must not
+            // put a fresh (empty) default catalog in it. Smaller batches: merging what the
+            // sorts spilled holds a batch per spilled run in memory.
+            let batch_size = (state.config().batch_size() / 4).max(1024);
             let config = state
                 .config()
                 .clone()
+                .with_create_default_catalog_and_schema(false)
+                .with_batch_size(batch_size)
                 .set_bool("datafusion.optimizer.prefer_hash_join", false);
             let state = SessionStateBuilder::new_from_existing(state)
                 .with_config(config)
@@ -161,10 +167,15 @@ mod tests {
         if let Some(bytes) = pool {
             runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(bytes)));
         }
-        SessionContext::new_with_config_rt(
+        let ctx = SessionContext::new_with_config_rt(
             SessionConfig::new().with_target_partitions(2),
             runtime.build_arc().unwrap(),
-        )
+        );
+        let kept = datafusion::datasource::empty::EmptyTable::new(Arc::new(
+            datafusion::arrow::datatypes::Schema::empty(),
+        ));
+        ctx.register_table("kept", Arc::new(kept)).unwrap();
+        ctx
     }
 
     fn answer(rows: &[RecordBatch]) -> (i64, i64) {
@@ -194,6 +205,10 @@ mod tests {
             .collect()
             .await
             .unwrap();
+        // The second plan's session shares the context's catalogs: its tables are all still
+        // there for the queries that come after.
+        let after = limited.sql("SELECT count(*) FROM kept").await;
+        assert!(after.is_ok(), "the context lost its tables: {after:?}");
         assert_eq!(answer(&rows), answer(&free));
         assert_eq!(answer(&rows).0, 4_000_000);
         assert_eq!(spilled.replanned, 1, "{spilled:?}");
