@@ -21,7 +21,6 @@ use datafusion::physical_plan::ExecutionPlan;
 pub struct SpillTotals {
     bytes: AtomicU64,
     files: AtomicU64,
-    rows: AtomicU64,
     /// Runs planned again with sort-merge joins after the pool ran out.
     replanned: AtomicU64,
 }
@@ -31,12 +30,11 @@ pub struct SpillTotals {
 pub struct Spilled {
     pub bytes: u64,
     pub files: u64,
-    pub rows: u64,
     pub replanned: u64,
 }
 
 impl Spilled {
-    /// `spilled 1.2 GiB to disk in 37 files (2 runs with sort-merge joins)`, or `None` when
+    /// `spilled 1070.0 MiB to disk in 304 files (2 runs planned again with sort-merge joins)`, or `None` when
     /// nothing spilled.
     pub fn describe(&self) -> Option<String> {
         if self.bytes == 0 && self.replanned == 0 {
@@ -62,7 +60,6 @@ impl SpillTotals {
         Spilled {
             bytes: self.bytes.load(Ordering::Relaxed),
             files: self.files.load(Ordering::Relaxed),
-            rows: self.rows.load(Ordering::Relaxed),
             replanned: self.replanned.load(Ordering::Relaxed),
         }
     }
@@ -71,7 +68,6 @@ impl SpillTotals {
         let spilled = plan_spills(plan);
         self.bytes.fetch_add(spilled.bytes, Ordering::Relaxed);
         self.files.fetch_add(spilled.files, Ordering::Relaxed);
-        self.rows.fetch_add(spilled.rows, Ordering::Relaxed);
         spilled
     }
 }
@@ -123,15 +119,14 @@ fn exhausted(e: &DataFusionError) -> bool {
     matches!(e.find_root(), DataFusionError::ResourcesExhausted(_))
 }
 
-/// What the operators of `plan` spilled (their `spilled_bytes`, `spill_count` and
-/// `spilled_rows` metrics), over the whole tree.
+/// What the operators of `plan` spilled (their `spilled_bytes` and `spill_count` metrics),
+/// over the whole tree.
 fn plan_spills(plan: &Arc<dyn ExecutionPlan>) -> Spilled {
     let mut total = plan
         .metrics()
         .map(|m| Spilled {
             bytes: m.spilled_bytes().unwrap_or(0) as u64,
             files: m.spill_count().unwrap_or(0) as u64,
-            rows: m.spilled_rows().unwrap_or(0) as u64,
             replanned: 0,
         })
         .unwrap_or_default();
@@ -139,7 +134,6 @@ fn plan_spills(plan: &Arc<dyn ExecutionPlan>) -> Spilled {
         let s = plan_spills(child);
         total.bytes += s.bytes;
         total.files += s.files;
-        total.rows += s.rows;
     }
     total
 }
