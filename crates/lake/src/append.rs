@@ -118,6 +118,10 @@ impl DatasetAppender {
         &self.def.name
     }
 
+    pub fn def(&self) -> &DatasetDef {
+        &self.def
+    }
+
     pub fn len(&self) -> usize {
         self.builders[0].len()
     }

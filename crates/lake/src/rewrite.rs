@@ -73,7 +73,10 @@ pub(crate) fn without_rows(
             continue;
         }
         rows += kept.num_rows() as u64;
-        let props = (file.dataset != KEYS_DATASET).then(|| writer_properties(&kept.schema()));
+        let props = (file.dataset != KEYS_DATASET).then(|| {
+            let def = hedui_model::Catalog::builtin().get(&file.dataset).ok();
+            writer_properties(&kept.schema(), def.map(|d| d.as_ref()))
+        });
         write_batch_with(&mut writer, &target, &kept, props)?;
     }
     let Some(writer) = writer else {

@@ -347,26 +347,53 @@ const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// one page of each column it reads, so pages are kept small.
 const PAGE_ROWS: usize = 4 * 1024;
 
+/// The largest dictionary page a column keeps before its pages fall back to plain encoding.
+/// A point lookup decodes the dictionary page of every column chunk it reads, however few rows
+/// it wants: a code's dictionary is a few bytes, but a near-unique column's dictionary is the
+/// whole column chunk again (1 MB of resident IDs for one row was measured to be most of a point
+/// query's time).
+const DICTIONARY_PAGE_BYTES: usize = 64 * 1024;
+
 /// Snappy, and bloom filters on the columns person and household lookups filter on (resident
 /// IDs in both forms, household numbers), so such a lookup reads one row group, not the file;
-/// within it, page statistics (written by default) narrow it to a page.
-pub(crate) fn writer_properties(schema: &arrow_schema::SchemaRef) -> WriterProperties {
+/// within it, page statistics (written by default) narrow it to a page. Dictionary encoding
+/// for the columns whose values repeat (codes, months, amounts, names of employers), not for
+/// identifiers, personal names and row numbers, which are near-unique: there a dictionary is
+/// as large as the data and only costs a lookup its decoding.
+pub(crate) fn writer_properties(
+    schema: &arrow_schema::SchemaRef,
+    dataset: Option<&hedui_model::DatasetDef>,
+) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_data_page_row_count_limit(PAGE_ROWS);
+        .set_data_page_row_count_limit(PAGE_ROWS)
+        .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES);
     for f in schema.fields() {
         let name = f.name();
+        let path = || parquet::schema::types::ColumnPath::from(name.as_str());
         let is_id_key = name.ends_with("_key");
         let is_id = schema.field_with_name(&format!("{name}_key")).is_ok();
         if is_id_key || is_id || name == "household_no" {
-            b = b.set_column_bloom_filter_enabled(
-                parquet::schema::types::ColumnPath::from(name.as_str()),
-                true,
-            );
+            b = b.set_column_bloom_filter_enabled(path(), true);
+        }
+        if near_unique(name, dataset) {
+            b = b.set_column_dictionary_enabled(path(), false);
         }
     }
     b.build()
+}
+
+/// Whether a stored field's values are (nearly) all different within a file: resident IDs in
+/// every form, personal names, household numbers and the row number.
+fn near_unique(field: &str, dataset: Option<&hedui_model::DatasetDef>) -> bool {
+    use hedui_model::ColumnType;
+    if field == "_row" || field == "household_no" {
+        return true;
+    }
+    dataset
+        .and_then(|d| d.column_of_field(field))
+        .is_some_and(|c| matches!(c.ty, ColumnType::ResidentId | ColumnType::Name))
 }
 
 fn flush(open: &mut OpenDataset) -> Result<()> {
@@ -378,7 +405,7 @@ fn flush(open: &mut OpenDataset) -> Result<()> {
         let dir = open.path.parent().expect("dataset dir");
         fs::create_dir_all(dir).at(dir)?;
         let file = File::create(&open.path).at(&open.path)?;
-        let props = writer_properties(open.appender.schema());
+        let props = writer_properties(open.appender.schema(), Some(open.appender.def()));
         let writer = ArrowWriter::try_new(file, open.appender.schema().clone(), Some(props))
             .map_err(|source| Error::Parquet {
                 path: open.path.clone(),
@@ -616,6 +643,29 @@ mod tests {
             pages >= ROW_GROUP_ROWS / PAGE_ROWS,
             "a lookup decodes one of many pages ({pages})"
         );
+        // Nor a dictionary as large as the column: near-unique columns are stored plain,
+        // repeating ones with a dictionary.
+        let meta = file.metadata().row_group(0).clone();
+        let dictionary = |name: &str| {
+            meta.columns()
+                .iter()
+                .find(|c| c.column_path().string() == name)
+                .unwrap_or_else(|| panic!("no column {name}"))
+                .dictionary_page_offset()
+                .is_some()
+        };
+        for near_unique in [
+            "person_id",
+            "person_id_key",
+            "person_id_raw",
+            "name",
+            "_row",
+        ] {
+            assert!(!dictionary(near_unique), "{near_unique} has no dictionary");
+        }
+        for repeating in ["sex", "funeral_home", "_batch", "_source"] {
+            assert!(dictionary(repeating), "{repeating} has a dictionary");
+        }
     }
 
     #[test]

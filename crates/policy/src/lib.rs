@@ -20,6 +20,7 @@ pub mod privacy;
 mod rows;
 mod scope;
 mod session;
+mod shapes;
 mod stream;
 mod suppress;
 pub mod view;

@@ -30,6 +30,7 @@ use crate::masks::Masks;
 use crate::planner::{self, Planner};
 use crate::privacy::Privacy;
 use crate::scope::{Scope, ScopedTable};
+use crate::shapes::{self, Template, Templates};
 use crate::stream::QueryStream;
 use crate::suppress::{self, Suppression};
 use crate::{Error, Result, audit_table, errors, functions, inspect, lineage, view};
@@ -49,11 +50,15 @@ pub struct PolicyEngine {
     max_sql_bytes: usize,
     max_depth: usize,
     audit_log: Option<PathBuf>,
-    /// Contexts by what they show: callers with the same grants share one.
-    cache: Mutex<HashMap<String, Arc<SessionContext>>>,
+    /// Contexts by what they show: callers with the same grants share one, with the plans of
+    /// the statement shapes asked in it.
+    cache: Mutex<HashMap<String, SharedContext>>,
     /// Who and which households belong to a region, by region, for the lake as served.
     regions: tokio::sync::Mutex<HashMap<String, Arc<RegionRows>>>,
 }
+
+/// A context callers with the same grants share, and the plans of its statement shapes.
+type SharedContext = (Arc<SessionContext>, Arc<Templates>);
 
 /// The persons registered in a region and the dibao households headed there.
 struct RegionRows {
@@ -168,22 +173,29 @@ impl PolicyEngine {
         let cached = cacheable
             .then(|| self.cache.lock().expect("cache lock").get(&key).cloned())
             .flatten();
-        let ctx = match cached {
-            Some(ctx) => ctx,
+        let (ctx, templates) = match cached {
+            Some((ctx, templates)) => (ctx, Some(templates)),
             None => {
                 let ctx = Arc::new(self.build(&grants, has_purpose).await?);
                 if cacheable {
+                    let templates = Arc::new(Templates::default());
                     let mut cache = self.cache.lock().expect("cache lock");
                     if cache.len() >= CACHE_LIMIT {
                         cache.clear();
                     }
-                    cache.insert(key, ctx.clone());
+                    cache.insert(key, (ctx.clone(), templates.clone()));
+                    (ctx, Some(templates))
+                } else {
+                    (ctx, None)
                 }
-                ctx
             }
         };
+        // An aggregate-only caller's statement is rewritten before it is optimised (small cells
+        // suppressed): always planned afresh.
+        let templates = templates.filter(|_| !grants.values().any(|g| g.aggregate_only));
         Ok(Session {
             ctx,
+            templates,
             identity: identity.clone(),
             purpose,
             grants: Arc::new(grants),
@@ -357,6 +369,9 @@ pub struct QueryInfo {
     /// The identifying column a person-level query filtered on.
     pub person_lookup: Option<String>,
     pub purpose: Option<String>,
+    /// Planned from the template of its statement's shape (see [`crate::shapes`]).
+    #[serde(skip)]
+    pub from_shape: bool,
 }
 
 /// A planned, checked query.
@@ -370,6 +385,8 @@ pub struct Query {
 #[derive(Clone)]
 pub struct Session {
     ctx: Arc<SessionContext>,
+    /// The plans of statement shapes asked in this context (see [`crate::shapes`]).
+    templates: Option<Arc<Templates>>,
     identity: Identity,
     purpose: Option<String>,
     grants: Arc<BTreeMap<String, Grant>>,
@@ -413,10 +430,68 @@ impl Session {
         let handle = tokio::runtime::Handle::current();
         self.planner
             .run(self.timeout, move || {
+                if let Some(query) = me.plan_by_shape(&handle, &sql) {
+                    return query;
+                }
                 let plan = handle.block_on(me.parse_and_plan(&sql))?;
                 me.check_here(plan)
             })
             .await
+    }
+
+    /// Plan `sql` from the template of its shape (planning the template the first time), then
+    /// judge the bound plan like any other. `None` when the statement has no shape, its shape
+    /// does not plan with parameters, or its values do not bind: it is then planned the
+    /// ordinary way, which reports its errors. Only on a planning thread.
+    fn plan_by_shape(&self, handle: &tokio::runtime::Handle, sql: &str) -> Option<Result<Query>> {
+        let templates = self.templates.as_ref()?;
+        let state = self.ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let statement = state.sql_to_statement(sql, &dialect).ok()?;
+        planner::check_depth(&statement, self.max_depth).ok()?;
+        let (shaped, values) = shapes::parameterize(&statement)?;
+        if values.is_empty() {
+            return None;
+        }
+        let key = shaped.to_string();
+        let template = match templates.get(&key) {
+            Some(known) => known?,
+            None => {
+                let made = self.template(handle, &state, shaped, values.len());
+                templates.put(key, made.clone());
+                made?
+            }
+        };
+        let params = shapes::bind(&template, &values)?;
+        let plan = template.plan.clone().with_param_values(params).ok()?;
+        Some(
+            self.judge(None, plan, template.tables.clone())
+                .map(|mut q| {
+                    q.info.from_shape = true;
+                    q
+                }),
+        )
+    }
+
+    /// A shape's plan, optimised with its parameters unbound: `None` if it is not a query
+    /// this session may run as it stands or a parameter's type is not known.
+    fn template(
+        &self,
+        handle: &tokio::runtime::Handle,
+        state: &datafusion::execution::session_state::SessionState,
+        shaped: datafusion::sql::parser::Statement,
+        count: usize,
+    ) -> Option<Arc<Template>> {
+        let plan = handle.block_on(state.statement_to_plan(shaped)).ok()?;
+        self.check_structure(&plan).ok()?;
+        let types = shapes::parameter_types(&plan, count)?;
+        let tables = inspect::tables(&plan);
+        let plan = state.optimize(&self.limited(plan).ok()?).ok()?;
+        Some(Arc::new(Template {
+            plan,
+            types,
+            tables,
+        }))
     }
 
     /// The caller's plan of `sql` as written, unchecked: for the Postgres extended protocol,
@@ -458,33 +533,53 @@ impl Session {
     /// constants: only on a planning thread).
     fn check_here(&self, plan: LogicalPlan) -> Result<Query> {
         let state = self.ctx.state();
-        hedui_engine::read_only().verify_plan(&plan).map_err(|e| {
+        self.check_structure(&plan)?;
+        let tables = inspect::tables(&plan);
+        let optimized = state
+            .optimize(&self.limited(plan.clone())?)
+            .map_err(|e| self.planning_error(e))?;
+        self.judge(Some(&plan), optimized, tables)
+    }
+
+    /// What a plan may be whatever its values: read-only, and EXPLAIN only for administrators.
+    fn check_structure(&self, plan: &LogicalPlan) -> Result<()> {
+        hedui_engine::read_only().verify_plan(plan).map_err(|e| {
             Error::Refused(format!(
                 "only queries may run here (read-only): {}",
                 first_line(&e.find_root().to_string())
             ))
         })?;
-        if inspect::is_explain(&plan) && !self.identity.has(Role::Admin) {
+        if inspect::is_explain(plan) && !self.identity.has(Role::Admin) {
             return Err(Error::Refused(
                 "EXPLAIN and DESCRIBE show how data is stored and are for administrators".into(),
             ));
         }
-        let tables = inspect::tables(&plan);
+        Ok(())
+    }
+
+    /// The plan with the row limit on top: one row more than the limit, to know the result
+    /// was cut. EXPLAIN stays the root of its plan (its rows are the plan's lines).
+    fn limited(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
+        if matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) {
+            return Ok(plan);
+        }
+        LogicalPlanBuilder::from(plan)
+            .limit(0, Some(self.max_rows as usize + 1))
+            .and_then(|b| b.build())
+            .map_err(internal)
+    }
+
+    /// Judge an optimised plan (`original` is the plan as written, which an aggregate-only
+    /// caller's statement is rewritten from; `None` only for a template's plan, which such a
+    /// caller never gets): who it singles out, whether a purpose is needed, small cells.
+    fn judge(
+        &self,
+        original: Option<&LogicalPlan>,
+        mut optimized: LogicalPlan,
+        tables: std::collections::BTreeSet<String>,
+    ) -> Result<Query> {
+        let state = self.ctx.state();
         let aggregate_only = self.grants.values().any(|g| g.aggregate_only);
-        let limit = |plan: LogicalPlan| {
-            // EXPLAIN must stay the root of its plan; its rows are the plan's lines.
-            if matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) {
-                return Ok(plan);
-            }
-            // One row more than the limit, to know the result was cut.
-            LogicalPlanBuilder::from(plan)
-                .limit(0, Some(self.max_rows as usize + 1))
-                .and_then(|b| b.build())
-                .map_err(internal)
-        };
-        let mut optimized = state
-            .optimize(&limit(plan.clone())?)
-            .map_err(|e| self.planning_error(e))?;
         // Judged on the plan as it will run: after simplification and decorrelation, whatever
         // form the SQL took.
         let unmasks_with_purpose = self.purpose.is_none()
@@ -513,11 +608,16 @@ impl Session {
                     "your role sees aggregates only: grouping by `{group}`, which is derived from an identifier, shows single persons"
                 )));
             }
+            let Some(original) = original else {
+                return Err(Error::Internal(
+                    "an aggregate-only statement must be planned as written".into(),
+                ));
+            };
             suppress::check_private_input(&optimized).map_err(Error::Refused)?;
-            let (rewritten, s) =
-                suppress::rewrite(&plan, self.threshold, &self.privacy).map_err(Error::Refused)?;
+            let (rewritten, s) = suppress::rewrite(original, self.threshold, &self.privacy)
+                .map_err(Error::Refused)?;
             optimized = state
-                .optimize(&limit(rewritten)?)
+                .optimize(&self.limited(rewritten)?)
                 .map_err(|e| self.planning_error(e))?;
             suppression = Some(s);
         }
@@ -563,6 +663,7 @@ impl Session {
                 policies,
                 person_lookup: findings.singles_out,
                 purpose: self.purpose.clone(),
+                from_shape: false,
             },
         })
     }

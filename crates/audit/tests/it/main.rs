@@ -358,3 +358,60 @@ fn signed_checkpoints_catch_what_the_chain_alone_cannot() {
         Err(Problem::Empty)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_busy_log_is_checkpointed_within_the_window_and_a_checkpoint_that_fails_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let key = dir.path().join("keys/audit-signing.key");
+    let copy = dir.path().join("copy");
+    let signer = Signer::open(&key, &path, std::slice::from_ref(&copy)).unwrap();
+    let log = AuditLog::open_signed(&path, signer).unwrap();
+    let public = read_public_key(&key.with_extension("pub")).unwrap();
+    let files = vec![
+        checkpoint_path(&path),
+        checkpoint_path(&copy.join("audit.log")),
+    ];
+    // A burst as a busy server makes: checkpoints are signed as the writer goes, not per entry.
+    let tasks: Vec<_> = (0..2000u64)
+        .map(|i| {
+            let log = log.clone();
+            tokio::spawn(async move { log.record(event(i)).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Within moments of the writer falling idle, the last entry is signed.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    for file in &files {
+        let last = hedui_audit::checkpoint::read_checkpoints(file).unwrap();
+        assert_eq!(last.last().unwrap().seq, 2000, "{}", file.display());
+    }
+    let window = SignedCheck {
+        public_key: &public,
+        checkpoints: &files,
+        window: 512,
+    };
+    assert!(verify_signed(&path, &window).unwrap().is_ok());
+    // A checkpoint copy that can no longer be written: the server stops answering (at once for
+    // the command line, which waits for its checkpoint) ...
+    let copied = checkpoint_path(&copy.join("audit.log"));
+    std::fs::remove_file(&copied).unwrap();
+    std::fs::create_dir(&copied).unwrap();
+    let _ = log.record(event(1)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(log.record(event(2)).await.is_err());
+    let blocking = log.clone();
+    let refused = tokio::task::spawn_blocking(move || blocking.record_blocking(event(3)))
+        .await
+        .unwrap();
+    assert!(refused.is_err());
+    // ... and goes on once it can: the next entry is written and signed.
+    std::fs::remove_dir(&copied).unwrap();
+    let seq = log.record(event(4)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let last = hedui_audit::checkpoint::read_checkpoints(&files[0]).unwrap();
+    assert_eq!(last.last().unwrap().seq, seq);
+    assert!(verify_signed(&path, &window).unwrap().is_ok());
+}

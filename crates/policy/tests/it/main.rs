@@ -6,4 +6,5 @@ mod masks;
 mod random_queries;
 mod refusals;
 mod regions;
+mod shapes;
 mod small_cells;
