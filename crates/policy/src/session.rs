@@ -578,7 +578,6 @@ impl Session {
         mut optimized: LogicalPlan,
         tables: std::collections::BTreeSet<String>,
     ) -> Result<Query> {
-        let state = self.ctx.state();
         let aggregate_only = self.grants.values().any(|g| g.aggregate_only);
         // Judged on the plan as it will run: after simplification and decorrelation, whatever
         // form the SQL took.
@@ -616,7 +615,10 @@ impl Session {
             suppress::check_private_input(&optimized).map_err(Error::Refused)?;
             let (rewritten, s) = suppress::rewrite(original, self.threshold, &self.privacy)
                 .map_err(Error::Refused)?;
-            optimized = state
+            // (The context's state is copied only here: judging a bound template copies none.)
+            optimized = self
+                .ctx
+                .state()
                 .optimize(&self.limited(rewritten)?)
                 .map_err(|e| self.planning_error(e))?;
             suppression = Some(s);
