@@ -30,7 +30,7 @@ use crate::masks::Masks;
 use crate::planner::{self, Planner};
 use crate::privacy::Privacy;
 use crate::scope::{Scope, ScopedTable};
-use crate::shapes::{self, Template, Templates};
+use crate::shapes::Templates;
 use crate::stream::QueryStream;
 use crate::suppress::{self, Suppression};
 use crate::{Error, Result, audit_table, errors, functions, inspect, lineage, view};
@@ -384,9 +384,9 @@ pub struct Query {
 /// Cheap to clone: a clone is the same session (planning moves one to a planning thread).
 #[derive(Clone)]
 pub struct Session {
-    ctx: Arc<SessionContext>,
+    pub(crate) ctx: Arc<SessionContext>,
     /// The plans of statement shapes asked in this context (see [`crate::shapes`]).
-    templates: Option<Arc<Templates>>,
+    pub(crate) templates: Option<Arc<Templates>>,
     identity: Identity,
     purpose: Option<String>,
     grants: Arc<BTreeMap<String, Grant>>,
@@ -394,7 +394,7 @@ pub struct Session {
     privacy: Arc<Privacy>,
     planner: Planner,
     max_sql_bytes: usize,
-    max_depth: usize,
+    pub(crate) max_depth: usize,
     timeout: Duration,
     max_rows: u64,
     memory: usize,
@@ -437,61 +437,6 @@ impl Session {
                 me.check_here(plan)
             })
             .await
-    }
-
-    /// Plan `sql` from the template of its shape (planning the template the first time), then
-    /// judge the bound plan like any other. `None` when the statement has no shape, its shape
-    /// does not plan with parameters, or its values do not bind: it is then planned the
-    /// ordinary way, which reports its errors. Only on a planning thread.
-    fn plan_by_shape(&self, handle: &tokio::runtime::Handle, sql: &str) -> Option<Result<Query>> {
-        let templates = self.templates.as_ref()?;
-        let state = self.ctx.state();
-        let dialect = state.config().options().sql_parser.dialect;
-        let statement = state.sql_to_statement(sql, &dialect).ok()?;
-        planner::check_depth(&statement, self.max_depth).ok()?;
-        let (shaped, values) = shapes::parameterize(&statement)?;
-        if values.is_empty() {
-            return None;
-        }
-        let key = shaped.to_string();
-        let template = match templates.get(&key) {
-            Some(known) => known?,
-            None => {
-                let made = self.template(handle, &state, shaped, values.len());
-                templates.put(key, made.clone());
-                made?
-            }
-        };
-        let params = shapes::bind(&template, &values)?;
-        let plan = template.plan.clone().with_param_values(params).ok()?;
-        Some(
-            self.judge(None, plan, template.tables.clone())
-                .map(|mut q| {
-                    q.info.from_shape = true;
-                    q
-                }),
-        )
-    }
-
-    /// A shape's plan, optimised with its parameters unbound: `None` if it is not a query
-    /// this session may run as it stands or a parameter's type is not known.
-    fn template(
-        &self,
-        handle: &tokio::runtime::Handle,
-        state: &datafusion::execution::session_state::SessionState,
-        shaped: datafusion::sql::parser::Statement,
-        count: usize,
-    ) -> Option<Arc<Template>> {
-        let plan = handle.block_on(state.statement_to_plan(shaped)).ok()?;
-        self.check_structure(&plan).ok()?;
-        let types = shapes::parameter_types(&plan, count)?;
-        let tables = inspect::tables(&plan);
-        let plan = state.optimize(&self.limited(plan).ok()?).ok()?;
-        Some(Arc::new(Template {
-            plan,
-            types,
-            tables,
-        }))
     }
 
     /// The caller's plan of `sql` as written, unchecked: for the Postgres extended protocol,
@@ -542,7 +487,7 @@ impl Session {
     }
 
     /// What a plan may be whatever its values: read-only, and EXPLAIN only for administrators.
-    fn check_structure(&self, plan: &LogicalPlan) -> Result<()> {
+    pub(crate) fn check_structure(&self, plan: &LogicalPlan) -> Result<()> {
         hedui_engine::read_only().verify_plan(plan).map_err(|e| {
             Error::Refused(format!(
                 "only queries may run here (read-only): {}",
@@ -559,7 +504,7 @@ impl Session {
 
     /// The plan with the row limit on top: one row more than the limit, to know the result
     /// was cut. EXPLAIN stays the root of its plan (its rows are the plan's lines).
-    fn limited(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
+    pub(crate) fn limited(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
         if matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) {
             return Ok(plan);
         }
@@ -572,7 +517,7 @@ impl Session {
     /// Judge an optimised plan (`original` is the plan as written, which an aggregate-only
     /// caller's statement is rewritten from; `None` only for a template's plan, which such a
     /// caller never gets): who it singles out, whether a purpose is needed, small cells.
-    fn judge(
+    pub(crate) fn judge(
         &self,
         original: Option<&LogicalPlan>,
         mut optimized: LogicalPlan,

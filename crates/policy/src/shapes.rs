@@ -22,6 +22,10 @@ use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, SetExpr, Statement as SqlStatement, Value,
 };
 
+use crate::planner;
+use crate::session::Session;
+use crate::{Query, Result};
+
 /// Shapes kept per context: beyond this, the least recently planned are dropped (a caller
 /// sending endless different statements cannot grow the server's memory).
 const SHAPES_PER_CONTEXT: usize = 512;
@@ -76,6 +80,67 @@ impl Templates {
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.shapes.lock().expect("shapes lock").len()
+    }
+}
+
+impl Session {
+    /// Plan `sql` from the template of its shape (planning the template the first time), then
+    /// judge the bound plan like any other. `None` when the statement has no shape, its shape
+    /// does not plan with parameters, or its values do not bind: it is then planned the
+    /// ordinary way, which reports its errors. Only on a planning thread.
+    pub(crate) fn plan_by_shape(
+        &self,
+        handle: &tokio::runtime::Handle,
+        sql: &str,
+    ) -> Option<Result<Query>> {
+        let templates = self.templates.as_ref()?;
+        let state = self.ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let statement = state.sql_to_statement(sql, &dialect).ok()?;
+        planner::check_depth(&statement, self.max_depth).ok()?;
+        let (shaped, values) = parameterize(&statement)?;
+        if values.is_empty() {
+            return None;
+        }
+        let key = shaped.to_string();
+        let template = match templates.get(&key) {
+            Some(known) => known?,
+            None => {
+                let made = self.template(handle, &state, shaped, values.len());
+                templates.put(key, made.clone());
+                made?
+            }
+        };
+        let params = bind(&template, &values)?;
+        let plan = template.plan.clone().with_param_values(params).ok()?;
+        Some(
+            self.judge(None, plan, template.tables.clone())
+                .map(|mut q| {
+                    q.info.from_shape = true;
+                    q
+                }),
+        )
+    }
+
+    /// A shape's plan, optimised with its parameters unbound: `None` if it is not a query
+    /// this session may run as it stands or a parameter's type is not known.
+    fn template(
+        &self,
+        handle: &tokio::runtime::Handle,
+        state: &datafusion::execution::session_state::SessionState,
+        shaped: datafusion::sql::parser::Statement,
+        count: usize,
+    ) -> Option<Arc<Template>> {
+        let plan = handle.block_on(state.statement_to_plan(shaped)).ok()?;
+        self.check_structure(&plan).ok()?;
+        let types = parameter_types(&plan, count)?;
+        let tables = crate::inspect::tables(&plan);
+        let plan = state.optimize(&self.limited(plan).ok()?).ok()?;
+        Some(Arc::new(Template {
+            plan,
+            types,
+            tables,
+        }))
     }
 }
 
