@@ -266,8 +266,7 @@ fn append(path: &Path, file: &mut File, events: &[&AuditEvent]) -> Result<u64> {
         path: path.display().to_string(),
         source,
     };
-    file.lock().map_err(io)?;
-    let result = (|| {
+    locked(path, file, |file| {
         let (last_seq, last_hash, valid_len) = chain_end(path, file)?;
         let len = file.seek(SeekFrom::End(0)).map_err(io)?;
         if valid_len < len {
@@ -295,26 +294,28 @@ fn append(path: &Path, file: &mut File, events: &[&AuditEvent]) -> Result<u64> {
         file.sync_data().map_err(io)?;
         write_head(path, last_seq + events.len() as u64, &prev)?;
         Ok(last_seq + 1)
-    })();
-    let _ = file.unlock();
-    result
+    })
 }
 
 /// Under the file lock: sign a checkpoint naming the log's last entry (the log's, not this
 /// writer's: another process may have appended since), so checkpoints come in the log's order.
 fn checkpoint_end(path: &Path, file: &mut File, signer: &Signer) -> Result<()> {
-    let io = |source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    file.lock().map_err(io)?;
-    let result = (|| {
+    locked(path, file, |file| {
         let (last, hash, _) = chain_end(path, file)?;
         if last > 0 {
             signer.checkpoint(last, &hash)?;
         }
         Ok(())
-    })();
+    })
+}
+
+/// Run `work` holding the log's file lock (shared with other processes appending to it).
+fn locked<T>(path: &Path, file: &mut File, work: impl FnOnce(&mut File) -> Result<T>) -> Result<T> {
+    file.lock().map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let result = work(file);
     let _ = file.unlock();
     result
 }
