@@ -70,6 +70,24 @@ fn verified_version(db: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// The subjects the newest run evaluated for `rule`, if it added new rows' hits to kept ones.
+fn newest_run_evaluated(db: &Path, rule: &str) -> Option<usize> {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3,sys,json\n\
+             c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro',uri=True)\n\
+             e=c.execute('SELECT evaluated FROM runs ORDER BY lake_version DESC, started_at DESC LIMIT 1').fetchone()[0]\n\
+             r=json.loads(e).get(sys.argv[2]) if e else None\n\
+             print('' if r is None else len(r))",
+        )
+        .arg(db)
+        .arg(rule)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().parse().ok()
+}
+
 /// A full check of the lake as it is, into a store of its own.
 fn from_scratch(lake: &Path, dir: &Path, step: usize) -> (BTreeSet<String>, BTreeSet<String>) {
     let db = dir.join(format!("fresh-{step}.db"));
@@ -158,6 +176,26 @@ fn a_city_fed_month_by_month_is_verified_as_a_full_check_would() {
             "{what}: the served cases are not a full check's"
         );
         grew += served.difference(&before).count();
+        // The month was verified by adding its payments' hits to the hits kept from before,
+        // not by evaluating every pensioner again.
+        let pensioners = walk(&data)
+            .into_iter()
+            .find(|p| monthly(p.strip_prefix(&data).unwrap(), month))
+            .map(|p| {
+                std::fs::read(p)
+                    .unwrap()
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count()
+                    - 1
+            })
+            .unwrap();
+        let evaluated = newest_run_evaluated(&store, "R1")
+            .unwrap_or_else(|| panic!("{what}: R1 was not evaluated on the new rows"));
+        assert!(
+            evaluated * 5 < pensioners,
+            "{what}: R1 evaluated {evaluated} subjects for {pensioners} pension payments"
+        );
     }
     assert!(
         grew > 0,

@@ -7,6 +7,7 @@
 //! only when its evidence changes (new or different source rows).
 
 mod actions;
+mod hit_state;
 mod migrate;
 mod query;
 mod state;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
+pub use hit_state::{HitsUpdate, KeptHits, RuleHits};
 pub use query::{Bounds, CaseDetail, CaseEvent, CaseFilter, CasePage, Scope, Stats, Verification};
 pub use state::State;
 pub use workflow::{DispatchRule, LEVELS, REJECT_REASONS, Step, WorkflowConfig, level_name};
@@ -213,6 +215,18 @@ impl CaseStore {
         hits: &[NewHit],
         covered: &Coverage,
     ) -> Result<Raised> {
+        self.record_run_keeping(run, hits, covered, &HitsUpdate::default())
+            .await
+    }
+
+    /// [`CaseStore::record_run`], and in the same transaction the update of the kept hits.
+    pub async fn record_run_keeping(
+        &self,
+        run: &mut RunRecord,
+        hits: &[NewHit],
+        covered: &Coverage,
+        kept: &HitsUpdate,
+    ) -> Result<Raised> {
         let mut tx = self.pool.begin().await?;
         take_write_lock(&mut tx).await?;
         let mut raised = raise_in(&mut tx, &self.workflow, &run.id, hits).await?;
@@ -233,6 +247,7 @@ impl CaseStore {
         .bind(run.changed_since.map(|v| v as i64))
         .execute(&mut *tx)
         .await?;
+        hit_state::keep(&mut tx, &run.id, run.lake_version, kept).await?;
         tx.commit().await?;
         Ok(raised)
     }

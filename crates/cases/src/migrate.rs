@@ -72,6 +72,20 @@ const MIGRATIONS: &[(i64, Step)] = &[
         // subject was evaluated).
         Step::AddColumns(&[("runs", "changed_since", "BIGINT")]),
     ),
+    (
+        6,
+        // The hits each rule last found, kept so that a run after a commit can add what the new
+        // rows give (see `hit_state.rs`), and the subjects an incremental run evaluated.
+        Step::Sql(&[
+            "CREATE TABLE IF NOT EXISTS hit_state (
+                rule_id TEXT NOT NULL, subject TEXT NOT NULL, state TEXT NOT NULL,
+                PRIMARY KEY (rule_id, subject))",
+            "CREATE TABLE IF NOT EXISTS hit_state_rules (
+                rule_id TEXT PRIMARY KEY, rule_version BIGINT NOT NULL, params TEXT NOT NULL,
+                lake_version BIGINT NOT NULL)",
+            "ALTER TABLE runs ADD COLUMN evaluated TEXT",
+        ]),
+    ),
 ];
 
 /// Bring the store to the newest schema version.

@@ -4,7 +4,7 @@
 //! household, of its members), so evaluating the rules again for these subjects alone gives
 //! exactly what a full run would give for them, and the same as before for everyone else.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 
 use datafusion::arrow::array::AsArray;
@@ -26,6 +26,30 @@ pub struct Changes {
     pub households: BTreeSet<String>,
     /// Rows added and taken out, over all datasets.
     pub rows: u64,
+    /// The same, dataset by dataset, with how its rows changed.
+    pub by_dataset: BTreeMap<String, DatasetChange>,
+}
+
+/// How one dataset's rows changed.
+#[derive(Debug, Clone, Default)]
+pub struct DatasetChange {
+    /// The batches that brought its new rows.
+    pub new_batches: BTreeSet<String>,
+    /// Rows added by those batches.
+    pub new_rows: u64,
+    /// Some of its rows were taken out (a batch replaced by a later delivery, or rewritten).
+    pub removed: bool,
+    /// Resident IDs in its rows added or taken out.
+    pub persons: BTreeSet<String>,
+    /// Household numbers in its rows added or taken out, and the households of its persons.
+    pub households: BTreeSet<String>,
+}
+
+impl DatasetChange {
+    /// Only rows added: what a rule can evaluate on the new rows alone.
+    pub fn only_added(&self) -> bool {
+        !self.removed && !self.new_batches.is_empty()
+    }
 }
 
 /// Rows of a file, or only those not in another file (a batch rewritten without some rows).
@@ -33,6 +57,9 @@ struct Piece {
     dataset: String,
     path: PathBuf,
     minus: Option<PathBuf>,
+    /// The batch that added these rows; `None` for rows taken out.
+    added_by: Option<String>,
+    rows: u64,
 }
 
 fn pieces(before: &Snapshot, after: &Snapshot) -> Vec<Piece> {
@@ -50,6 +77,8 @@ fn pieces(before: &Snapshot, after: &Snapshot) -> Vec<Piece> {
                 dataset: f.dataset.clone(),
                 path: after.root().join(&f.path),
                 minus: None,
+                added_by: Some(c.batch.clone()),
+                rows: f.rows,
             });
         }
     }
@@ -62,6 +91,8 @@ fn pieces(before: &Snapshot, after: &Snapshot) -> Vec<Piece> {
                     dataset: f.dataset.clone(),
                     path: before.root().join(&f.path),
                     minus: None,
+                    added_by: None,
+                    rows: f.rows,
                 });
             }
             continue;
@@ -80,6 +111,8 @@ fn pieces(before: &Snapshot, after: &Snapshot) -> Vec<Piece> {
                 dataset: f.dataset.clone(),
                 path: before.root().join(&f.path),
                 minus: now.map(|n| after.root().join(&n.path)),
+                added_by: None,
+                rows: f.rows,
             });
         }
     }
@@ -94,6 +127,14 @@ impl Engine {
         let catalog = Catalog::builtin();
         for piece in pieces(before, self.snapshot()) {
             changes.datasets.insert(piece.dataset.clone());
+            let change = changes.by_dataset.entry(piece.dataset.clone()).or_default();
+            match &piece.added_by {
+                Some(batch) => {
+                    change.new_batches.insert(batch.clone());
+                    change.new_rows += piece.rows;
+                }
+                None => change.removed = true,
+            }
             let Ok(def) = catalog.get(&piece.dataset) else {
                 continue;
             };
@@ -139,13 +180,20 @@ impl Engine {
                     // Parquet text may come back as string views.
                     let text = cast(b.column(i), &DataType::Utf8)?;
                     let values = text.as_string::<i32>();
-                    let into = if *name == "household_no" {
-                        &mut changes.households
+                    let change = changes
+                        .by_dataset
+                        .get_mut(&piece.dataset)
+                        .expect("entered above");
+                    let (into, each) = if *name == "household_no" {
+                        (&mut changes.households, &mut change.households)
                     } else {
-                        &mut changes.persons
+                        (&mut changes.persons, &mut change.persons)
                     };
                     for v in values.iter().flatten() {
-                        into.insert(v.to_string());
+                        if !each.contains(v) {
+                            each.insert(v.to_string());
+                            into.insert(v.to_string());
+                        }
                     }
                 }
             }
@@ -168,6 +216,11 @@ impl Engine {
                             && changes.persons.contains(p)
                         {
                             changes.households.insert(h.to_string());
+                            for change in changes.by_dataset.values_mut() {
+                                if change.persons.contains(p) {
+                                    change.households.insert(h.to_string());
+                                }
+                            }
                         }
                     }
                 }

@@ -16,14 +16,14 @@ use datafusion::logical_expr::utils::disjunction;
 use datafusion::logical_expr::{Expr, Filter, LogicalPlan};
 use datafusion::prelude::{DataFrame, SessionContext, col, lit};
 use hedui_model::{Catalog, ColumnType, ResidentId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::rules::{RuleDef, SubjectKind};
 use crate::{Engine, Error, Result};
 
 /// A row of a dataset that proves a hit: its batch, its sheet (row numbers restart on each
 /// sheet of a workbook) and its row number there.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct EvidenceRef {
     pub dataset: String,
     pub batch: String,
@@ -42,9 +42,72 @@ pub struct Hit {
     pub amount_cents: Option<i128>,
     pub evidence: Vec<EvidenceRef>,
     pub details: Vec<String>,
+    /// The amount of each primary row (the first evidence row of a result row), so that a row
+    /// joined to several proofs counts once, also when hits found apart are merged.
+    #[serde(skip)]
+    pub amounts: BTreeMap<EvidenceRef, i128>,
+}
+
+/// A hit as the case store keeps it between runs (see [`Hit::state`]).
+#[derive(Serialize, Deserialize)]
+struct StoredHit {
+    months: Vec<NaiveDate>,
+    amounts: Vec<(EvidenceRef, i64)>,
+    evidence: Vec<EvidenceRef>,
+    details: Vec<String>,
 }
 
 impl Hit {
+    /// What a later run needs to add new hit rows to this hit: everything it was built from.
+    pub fn state(&self) -> String {
+        serde_json::to_string(&StoredHit {
+            months: self.months.clone(),
+            amounts: self
+                .amounts
+                .iter()
+                .map(|(r, c)| (r.clone(), *c as i64))
+                .collect(),
+            evidence: self.evidence.clone(),
+            details: self.details.clone(),
+        })
+        .expect("json")
+    }
+
+    /// A hit kept with [`Hit::state`]; `None` if the text is not one.
+    pub fn from_state(rule: &RuleDef, subject: &str, state: &str) -> Option<Hit> {
+        let s: StoredHit = serde_json::from_str(state).ok()?;
+        let amounts: BTreeMap<EvidenceRef, i128> = s
+            .amounts
+            .into_iter()
+            .map(|(r, c)| (r, i128::from(c)))
+            .collect();
+        Some(Hit {
+            rule: rule.id.clone(),
+            rule_version: rule.version,
+            subject: subject.to_string(),
+            months: s.months,
+            amount_cents: (!amounts.is_empty()).then(|| amounts.values().sum()),
+            evidence: s.evidence,
+            details: s.details,
+            amounts,
+        })
+    }
+
+    /// This hit with more result rows of the same rule and subject: exactly the hit all the rows
+    /// together give (months, evidence and details are sets, amounts counted per primary row).
+    pub fn merge(&mut self, more: Hit) {
+        fn union<T: Ord>(a: &mut Vec<T>, b: Vec<T>) {
+            let mut all: BTreeSet<T> = std::mem::take(a).into_iter().collect();
+            all.extend(b);
+            *a = all.into_iter().collect();
+        }
+        union(&mut self.months, more.months);
+        union(&mut self.evidence, more.evidence);
+        union(&mut self.details, more.details);
+        self.amounts.extend(more.amounts);
+        self.amount_cents = (!self.amounts.is_empty()).then(|| self.amounts.values().sum());
+    }
+
     pub fn months_text(&self) -> Vec<String> {
         self.months
             .iter()
@@ -429,7 +492,7 @@ impl SubjectRows {
 }
 
 /// A rule's result rows as hits, one per subject.
-fn hits_of(rule: &RuleDef, batches: &[RecordBatch]) -> Result<Vec<Hit>> {
+pub(crate) fn hits_of(rule: &RuleDef, batches: &[RecordBatch]) -> Result<Vec<Hit>> {
     let mut by_subject: BTreeMap<String, Building> = BTreeMap::new();
     for batch in batches {
         collect(rule, batch, &mut by_subject)?;
@@ -444,6 +507,7 @@ fn hits_of(rule: &RuleDef, batches: &[RecordBatch]) -> Result<Vec<Hit>> {
             amount_cents: (!b.amounts.is_empty()).then(|| b.amounts.values().sum()),
             evidence: b.evidence.into_iter().collect(),
             details: b.details.into_iter().collect(),
+            amounts: b.amounts,
         })
         .collect();
     Ok(hits)

@@ -24,6 +24,7 @@ pub use cluster::Cluster;
 pub mod changes;
 pub mod check;
 pub mod cluster;
+pub mod delta;
 pub mod evidence;
 pub mod household;
 mod memory;

@@ -3,12 +3,13 @@
 //! system's own read of the lake, done by the operator's scheduled job, not a read on a
 //! caller's behalf: callers see its results only as cases, through their case access.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-use hedui_cases::{CaseStore, Coverage, NewHit, RunRecord, sha256_hex};
-use hedui_engine::changes::Changes;
+use hedui_cases::{CaseStore, Coverage, HitsUpdate, NewHit, RuleHits, RunRecord, sha256_hex};
+use hedui_engine::changes::{Changes, DatasetChange};
 use hedui_engine::check::{EvidenceRef, Hit};
+use hedui_engine::delta::NewRows;
 use hedui_engine::evidence::EvidenceRow;
 use hedui_engine::rules::{RuleDef, RuleSet, SubjectKind};
 use hedui_engine::{Engine, EngineOptions};
@@ -103,8 +104,26 @@ pub async fn record(
     let hits = run_on(engine, set, ids, params).await?;
     let selected = set.select(ids)?;
     let covered = Coverage::all(selected.iter().map(|r| r.id.clone()));
+    // Every selected rule's hits, kept for the runs after the next commits.
+    let kept = HitsUpdate {
+        rules: selected
+            .iter()
+            .map(|r| RuleHits {
+                rule: r.id.clone(),
+                rule_version: r.version,
+                params: params_key(r, params),
+                from: None,
+                subjects: hits
+                    .iter()
+                    .filter(|h| h.rule == r.id)
+                    .map(|h| (h.subject.clone(), Some(h.state())))
+                    .collect(),
+            })
+            .collect(),
+        ..HitsUpdate::default()
+    };
     store_run(
-        engine, set, &selected, params, store, hits, covered, started_at, None,
+        engine, set, &selected, params, store, hits, covered, kept, started_at, None,
     )
     .await
 }
@@ -115,54 +134,178 @@ pub fn rule_versions(set: &RuleSet) -> BTreeMap<String, u32> {
     set.iter().map(|r| (r.id.clone(), r.version)).collect()
 }
 
-/// What an incremental evaluation found: the hits of the changed subjects, what it evaluated,
-/// and which rules read a changed dataset (the others had nothing to evaluate).
+/// What an incremental evaluation found: the hits of the subjects it evaluated, what it
+/// evaluated, which rules read a changed dataset (the others had nothing to evaluate), and
+/// what it does to the kept hits.
 struct Evaluated {
     hits: Vec<Hit>,
     covered: Coverage,
     ran: usize,
     changes: Changes,
+    kept: HitsUpdate,
 }
 
-/// Run `rules` (each with its parameters) again for the subjects whose rows changed since
-/// `before`: a rule's result for a subject depends only on that subject's rows, so these are
-/// exactly the hits a full run would now give for them.
+/// A rule's parameters as the kept hits record them.
+fn params_key(rule: &RuleDef, params: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(&rule.effective(params)).expect("json")
+}
+
+/// At most this many new rows of a dataset are read into memory to be evaluated alone; more
+/// (a first delivery, a department's full reload) and the subjects they touch are evaluated
+/// again instead.
+const NEW_ROWS_IN_MEMORY: u64 = 4_000_000;
+
+/// Run `rules` (each with its parameters) for what changed since `before`, and give exactly
+/// the hits a full run would now give for the subjects evaluated; the others' hits are as
+/// before. For a rule whose hits at `before` are kept in `kept` (same version and parameters),
+/// a dataset that only gained rows and that the rule can evaluate on new rows alone (see
+/// [`hedui_engine::delta`]) is evaluated so, and the hit rows found are added to the kept hits
+/// of their subjects; every other change is evaluated by running the rule again for the
+/// subjects its rows name. Without kept hits, every changed subject is evaluated again.
 async fn evaluate_changes(
     engine: &Engine,
     before: &Snapshot,
     rules: &[(&RuleDef, BTreeMap<String, String>)],
+    kept: Option<&CaseStore>,
 ) -> Result<Evaluated> {
     let changes = engine.changes_since(before).await?;
-    let mut hits = Vec::new();
-    let mut covered = Coverage::default();
-    let mut ran = 0;
+    let kept_at = match kept {
+        Some(store) => store.kept_hits().await?,
+        None => Default::default(),
+    };
+    let rows_now = engine.snapshot().row_counts();
+    let mut new_rows = NewRows::default();
+    let mut done = Evaluated {
+        hits: Vec::new(),
+        covered: Coverage::default(),
+        ran: 0,
+        changes: Changes::default(),
+        kept: HitsUpdate::default(),
+    };
+    let mut evaluated = BTreeMap::new();
     for (rule, params) in rules {
+        let key = params_key(rule, params);
+        let valid = kept.filter(|_| {
+            kept_at.get(&rule.id).is_some_and(|k| {
+                k.rule_version == rule.version
+                    && k.params == key
+                    && k.lake_version == before.version()
+            })
+        });
         let reads = engine.rule_datasets(rule, params).await?;
         if reads.is_disjoint(&changes.datasets) {
+            if valid.is_some() {
+                done.kept
+                    .unchanged
+                    .push((rule.id.clone(), before.version()));
+            }
             continue;
         }
-        let subjects = match rule.subject {
-            SubjectKind::Person => &changes.persons,
-            SubjectKind::Household => &changes.households,
+        let subjects_of = |change: &DatasetChange| match rule.subject {
+            SubjectKind::Person => change.persons.clone(),
+            SubjectKind::Household => change.households.clone(),
         };
-        if !subjects.is_empty() {
-            // The others are evaluated too: they cannot have a hit.
-            let could = engine.could_hit(rule, params, subjects).await?;
-            if !could.is_empty() {
-                hits.extend(engine.run_rule_on(rule, params, &could).await?);
+        let mut again = BTreeSet::new();
+        let mut added = BTreeMap::new();
+        let plan = match valid {
+            Some(_) => Some(engine.delta_plan(rule, params).await?),
+            None => None,
+        };
+        let additive = plan
+            .as_ref()
+            .map(|p| p.additive_datasets())
+            .unwrap_or_default();
+        if valid.is_none() {
+            // As every run without kept hits did: every changed subject of the rule's kind.
+            again = match rule.subject {
+                SubjectKind::Person => changes.persons.clone(),
+                SubjectKind::Household => changes.households.clone(),
+            };
+        }
+        for dataset in reads.intersection(&changes.datasets) {
+            if valid.is_none() {
+                break;
+            }
+            let change = &changes.by_dataset[dataset];
+            let alone = additive.contains(dataset)
+                && change.only_added()
+                && change.new_rows <= NEW_ROWS_IN_MEMORY
+                && change.new_rows * 2 <= rows_now.get(dataset).copied().unwrap_or(0);
+            if alone {
+                let rows = engine
+                    .new_rows(&mut new_rows, dataset, &change.new_batches)
+                    .await?;
+                added.insert(dataset.clone(), rows);
+            } else {
+                again.extend(subjects_of(change));
             }
         }
-        covered
+        let mut found: BTreeMap<String, Hit> = BTreeMap::new();
+        if !again.is_empty() {
+            // The others are evaluated too: they cannot have a hit.
+            let could = engine.could_hit(rule, params, &again).await?;
+            if !could.is_empty() {
+                for h in engine.run_rule_on(rule, params, &could).await? {
+                    found.insert(h.subject.clone(), h);
+                }
+            }
+        }
+        let mut grown = BTreeSet::new();
+        if let (Some(plan), Some(store)) = (&plan, valid)
+            && !added.is_empty()
+        {
+            let more: Vec<Hit> = engine
+                .run_rule_delta(rule, plan, &added)
+                .await?
+                .into_iter()
+                .filter(|h| !again.contains(&h.subject))
+                .collect();
+            let names: Vec<&str> = more.iter().map(|h| h.subject.as_str()).collect();
+            let mut earlier = store.kept_hits_of(&rule.id, &names).await?;
+            for h in more {
+                let subject = h.subject.clone();
+                let hit = match earlier
+                    .remove(&subject)
+                    .and_then(|state| Hit::from_state(rule, &subject, &state))
+                {
+                    Some(mut was) => {
+                        was.merge(h);
+                        was
+                    }
+                    None => h,
+                };
+                grown.insert(subject.clone());
+                found.insert(subject, hit);
+            }
+        }
+        let subjects: BTreeSet<String> = again.union(&grown).cloned().collect();
+        if valid.is_some() {
+            done.kept.rules.push(RuleHits {
+                rule: rule.id.clone(),
+                rule_version: rule.version,
+                params: key,
+                from: Some(before.version()),
+                subjects: subjects
+                    .iter()
+                    .map(|s| (s.clone(), found.get(s).map(Hit::state)))
+                    .collect(),
+            });
+            // Not for a rule evaluated for every changed subject: replaying the changes
+            // evaluates those again (and a month's would be a third of the city).
+            evaluated.insert(
+                rule.id.clone(),
+                subjects.iter().cloned().collect::<Vec<_>>(),
+            );
+        }
+        done.covered
             .rules
-            .push((rule.id.clone(), Some(subjects.iter().cloned().collect())));
-        ran += 1;
+            .push((rule.id.clone(), Some(subjects.into_iter().collect())));
+        done.hits.extend(found.into_values());
+        done.ran += 1;
     }
-    Ok(Evaluated {
-        hits,
-        covered,
-        ran,
-        changes,
-    })
+    done.kept.evaluated = Some(evaluated);
+    done.changes = changes;
+    Ok(done)
 }
 
 /// After the lake moved on from `before`, run again the rules that read a dataset that
@@ -179,16 +322,27 @@ pub async fn record_changes(
 ) -> Result<Option<Recorded>> {
     let started_at = chrono::Utc::now();
     let rules: Vec<_> = set.iter().map(|r| (r, params.clone())).collect();
-    let done = evaluate_changes(engine, before, &rules).await?;
+    let done = evaluate_changes(engine, before, &rules, Some(store)).await?;
     if done.ran == 0 {
+        // The kept hits of every rule are those of this version too.
+        store
+            .advance_kept_hits(&done.kept, engine.snapshot().version())
+            .await?;
         return Ok(None);
     }
+    let evaluated: usize = done
+        .covered
+        .rules
+        .iter()
+        .map(|(_, s)| s.as_ref().map_or(0, |s| s.len()))
+        .sum();
     let note = format!(
-        " (changes after lake version {}: {} rows, {} persons, {} households evaluated)",
+        " (changes after lake version {}: {} rows, {} persons, {} households; {} subjects evaluated)",
         before.version(),
         done.changes.rows,
         done.changes.persons.len(),
-        done.changes.households.len()
+        done.changes.households.len(),
+        evaluated
     );
     let selected: Vec<_> = set.iter().collect();
     store_run(
@@ -199,6 +353,7 @@ pub async fn record_changes(
         store,
         done.hits,
         done.covered,
+        done.kept,
         started_at,
         Some((before.version(), &note)),
     )
@@ -268,6 +423,7 @@ async fn store_run(
     store: &CaseStore,
     hits: Vec<Hit>,
     covered: Coverage,
+    kept: HitsUpdate,
     started_at: chrono::DateTime<chrono::Utc>,
     incremental: Option<(u64, &str)>,
 ) -> Result<Recorded> {
@@ -324,7 +480,9 @@ async fn store_run(
         new_cases: 0,
         changed_since: incremental.map(|(since, _)| since),
     };
-    let raised = store.record_run(&mut run, &new_hits, &covered).await?;
+    let raised = store
+        .record_run_keeping(&mut run, &new_hits, &covered, &kept)
+        .await?;
     let spilled = engine.spilled();
     let mut summary = format!(
         "run {run_id}{note}: {} hits on lake version {}; cases: {} new, {} already open ({} brought up to date), {} suppressed (closed with the same evidence), {} no longer found",
@@ -393,11 +551,28 @@ pub async fn reproduce(
         }
         rules.push((rule, record.params.get(id).cloned().unwrap_or_default()));
     }
+    let evaluated = store.run_evaluated(run_id).await?.unwrap_or_default();
     let hits = match record.changed_since {
-        // An incremental run: the same changes, evaluated again for the same subjects.
+        // An incremental run: the subjects it evaluated, evaluated again from scratch (for a
+        // rule it added new rows' hits to kept ones), or the same changes evaluated again.
         Some(since) => {
             let before = Snapshot::at(lake, since)?;
-            evaluate_changes(&engine, &before, &rules).await?.hits
+            let mut hits = Vec::new();
+            for (rule, params) in &rules {
+                match evaluated.get(&rule.id) {
+                    Some(subjects) => {
+                        let subjects: BTreeSet<String> = subjects.iter().cloned().collect();
+                        if !subjects.is_empty() {
+                            hits.extend(engine.run_rule_on(rule, params, &subjects).await?);
+                        }
+                    }
+                    None => {
+                        let one = [(*rule, params.clone())];
+                        hits.extend(evaluate_changes(&engine, &before, &one, None).await?.hits);
+                    }
+                }
+            }
+            hits
         }
         None => {
             let mut hits = Vec::new();
