@@ -7,6 +7,14 @@ use hedui_engine::Engine;
 use hedui_engine::rules::RuleSet;
 
 pub(crate) async fn city_lake(dir: &Path) -> Engine {
+    let city = generated_city(dir);
+    let lake = dir.join("lake");
+    ingest(&city.join("data"), &lake);
+    Engine::open(&lake).await.unwrap()
+}
+
+/// The test city's files (4,000 persons), generated under `dir`.
+pub(crate) fn generated_city(dir: &Path) -> std::path::PathBuf {
     let city = dir.join("city");
     hedui_synth::generate(
         &hedui_synth::CityConfig {
@@ -16,18 +24,21 @@ pub(crate) async fn city_lake(dir: &Path) -> Engine {
         &city,
     )
     .unwrap();
+    city
+}
+
+/// Ingest the files of `data` not yet in the lake at `lake` (created if new).
+pub(crate) fn ingest(data: &Path, lake: &Path) {
     let connectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../connectors");
-    let lake = dir.join("lake");
     hedui_ingest::ingest(
         &hedui_ingest::load_mappings(&connectors).unwrap(),
         &hedui_ingest::IngestOptions {
-            data_dir: city.join("data"),
-            lake_dir: lake.clone(),
+            data_dir: data.to_path_buf(),
+            lake_dir: lake.to_path_buf(),
             threads: 0,
         },
     )
     .unwrap();
-    Engine::open(&lake).await.unwrap()
 }
 
 pub(crate) async fn texts(engine: &Engine, sql: &str) -> BTreeSet<String> {

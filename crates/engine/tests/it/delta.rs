@@ -10,7 +10,7 @@ use hedui_engine::Engine;
 use hedui_engine::check::Hit;
 use hedui_engine::delta::NewRows;
 
-use crate::city::rules_with_city_rule;
+use crate::city::{generated_city, ingest, rules_with_city_rule};
 
 type Comparable = (
     String,
@@ -37,31 +37,10 @@ fn comparable(hits: impl IntoIterator<Item = Hit>) -> BTreeMap<String, Comparabl
         .collect()
 }
 
-fn ingest(data: &Path, lake: &Path) {
-    let connectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../connectors");
-    hedui_ingest::ingest(
-        &hedui_ingest::load_mappings(&connectors).unwrap(),
-        &hedui_ingest::IngestOptions {
-            data_dir: data.to_path_buf(),
-            lake_dir: lake.to_path_buf(),
-            threads: 0,
-        },
-    )
-    .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_months_pensions_added_to_the_hits_before_give_a_full_runs_hits() {
     let dir = tempfile::tempdir().unwrap();
-    let city = dir.path().join("city");
-    hedui_synth::generate(
-        &hedui_synth::CityConfig {
-            persons: 4000,
-            seed: 7,
-        },
-        &city,
-    )
-    .unwrap();
+    let city = generated_city(dir.path());
     let december = hedui_synth_file(&city.join("data"), "养老金发放明细_202512");
     let aside = dir.path().join("aside.csv");
     std::fs::rename(&december, &aside).unwrap();
