@@ -621,3 +621,49 @@ async fn open_cases_follow_their_hits() {
         Some("run-4")
     );
 }
+
+/// Kept hits move on only from the version a run started from: a run that started from hits
+/// another run has since moved on drops them (to be kept again by the next full run) rather
+/// than mixing two runs' work.
+#[tokio::test]
+async fn kept_hits_move_on_only_from_the_version_a_run_started_from() {
+    use hedui_cases::{Coverage, HitsUpdate, RuleHits};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cases.db").display());
+    let store = CaseStore::open(&url).await.unwrap();
+    let update = |from: Option<u64>, subject: &str| HitsUpdate {
+        rules: vec![RuleHits {
+            rule: "R1".into(),
+            rule_version: 1,
+            params: "{}".into(),
+            from,
+            subjects: vec![(subject.into(), Some(format!("state of {subject}")))],
+        }],
+        ..HitsUpdate::default()
+    };
+    let record = |id: &str, version: u64, kept: HitsUpdate| {
+        let store = &store;
+        let id = id.to_string();
+        async move {
+            let mut run = run_record(&id);
+            run.lake_version = version;
+            store
+                .record_run_keeping(&mut run, &[], &Coverage::default(), &kept)
+                .await
+                .unwrap();
+        }
+    };
+    record("run-full", 3, update(None, "A")).await;
+    assert_eq!(store.kept_hits().await.unwrap()["R1"].lake_version, 3);
+    // From 3 to 5: A's hit stays, B's is added.
+    record("run-inc", 5, update(Some(3), "B")).await;
+    assert_eq!(store.kept_hits().await.unwrap()["R1"].lake_version, 5);
+    let held = store.kept_hits_of("R1", &["A", "B"]).await.unwrap();
+    assert_eq!(held.len(), 2, "{held:?}");
+    // A run that started from 3 again, after the kept hits moved on to 5: dropped.
+    record("run-late", 6, update(Some(3), "C")).await;
+    assert!(
+        !store.kept_hits().await.unwrap().contains_key("R1"),
+        "a run from a version the kept hits had left moved them on"
+    );
+}
